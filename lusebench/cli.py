@@ -6,21 +6,104 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from lusebench import __version__
 from lusebench.errors import LusebenchError
+from lusebench.simulation.config import BENCHMARK_SETS
 
 
 def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("simulate", help="render binaural mixtures into a dataset folder")
+    p = sub.add_parser(
+        "simulate",
+        help="render binaural mixtures into a dataset folder",
+        description="Render reproducible binaural mixtures of captioned clips (paper section 3.1). "
+        "Re-running into the same folder resumes; --shard i/n splits one set across machines.",
+    )
+    p.add_argument("--sources", type=int, default=None, help="sources per mixture, target included (default 3)")
+    p.add_argument("--split", choices=["train", "val", "test"], default=None, help="corpus split (default test)")
+    p.add_argument("--num", type=int, default=None, help="number of mixtures (default 1000)")
+    p.add_argument("--seed", type=int, default=None, help="base seed (default 0)")
+    p.add_argument(
+        "--benchmark",
+        choices=sorted(BENCHMARK_SETS),
+        help="render one of the fixed benchmark sets (fixes split, sources, count and seed)",
+    )
+    p.add_argument("--out", type=Path, help="output dataset folder")
+    p.add_argument("--duration", type=float, default=10.0, help="mixture length in seconds (default 10)")
+    p.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000)")
+    p.add_argument("--corpus", default="minicaps", help="minicaps (embedded), audiocaps:ROOT or hf:NAME_OR_PATH")
+    p.add_argument("--hrtf", default="kemar", help="kemar (embedded MIT KEMAR) or a path to a SOFA file")
+    p.add_argument(
+        "--interpolation", choices=["linear-aligned", "nearest"], default="linear-aligned",
+        help="HRIRs between measured azimuths: onset-aligned linear (default) or nearest measured",
+    )
+    p.add_argument("--format", dest="audio_format", choices=["flac", "wav"], default="flac", help="audio files")
+    p.add_argument("--save-sources", action="store_true", help="also write the dry target and interferer images")
+    p.add_argument("--workers", type=int, default=1, help="processes, one thread each (default 1)")
+    p.add_argument("--shard", default="0/1", help="render part i of n of the set, e.g. 0/4 (default 0/1)")
+    p.add_argument("--verify", type=Path, metavar="DIR", help="re-render DIR from its manifest and compare checksums")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_simulate)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
-    raise LusebenchError("simulate is not wired yet")
+    from lusebench.simulation.config import SimulationConfig
+    from lusebench.simulation.writer import Shard, simulate, verify
+
+    if args.verify is not None:
+        report = verify(args.verify, progress=not args.no_progress)
+        if not report.ok:
+            print(f"{len(report.mismatched)} of {report.checked} mixtures differ, e.g. {report.mismatched[0]}")
+            return 1
+        print(f"all {report.checked} mixtures re-render bit-exactly")
+        return 0
+    if args.out is None:
+        raise LusebenchError("--out DIR is required (or --verify DIR)")
+    common = dict(
+        duration_s=args.duration,
+        sample_rate=args.sample_rate,
+        corpus=args.corpus,
+        hrtf=args.hrtf,
+        interpolation=args.interpolation,
+        audio_format=args.audio_format,
+        save_sources=args.save_sources,
+    )
+    if args.benchmark:
+        fixed = [flag for flag, value in (("--sources", args.sources), ("--split", args.split),
+                                          ("--num", args.num), ("--seed", args.seed)) if value is not None]
+        if fixed:
+            raise LusebenchError(f"--benchmark fixes {', '.join(fixed)}; leave them out")
+        config = BENCHMARK_SETS[args.benchmark].config(**common)
+    else:
+        chosen = {"num_sources": args.sources, "split": args.split, "num_mixtures": args.num, "seed": args.seed}
+        config = SimulationConfig(**{k: v for k, v in chosen.items() if v is not None}, **common)
+    manifest = simulate(config, args.out, workers=args.workers, shard=Shard.parse(args.shard), progress=not args.no_progress)
+    if manifest is not None:
+        print(f"wrote {config.num_mixtures} mixtures to {args.out} (manifest {manifest.name})")
+    return 0
 
 
-_PARSERS = [_add_simulate_parser]
+def _add_hrtf_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hrtf", help="describe an HRTF set (SOFA) and plot its ITD and ILD")
+    p.add_argument("path", nargs="?", default="kemar", help="SOFA file, or kemar for the embedded set (default)")
+    p.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate first (default 16000)")
+    p.add_argument("--plot", type=Path, metavar="FILE", help="write ITD and ILD against azimuth to FILE (.png/.pdf)")
+    p.set_defaults(func=_run_hrtf)
+
+
+def _run_hrtf(args: argparse.Namespace) -> int:
+    from lusebench.simulation.hrtf import describe, load_hrtf, plot_itd_ild
+
+    hrtf = load_hrtf(args.path, args.sample_rate)
+    print(describe(hrtf))
+    if args.plot is not None:
+        plot_itd_ild(hrtf, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+_PARSERS = [_add_simulate_parser, _add_hrtf_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,271 @@
+"""Captioned clip corpora: the embedded minicaps, AudioCaps as users hold it, Hugging Face datasets.
+
+Every loader yields the same thing: a :class:`Corpus` whose clips per split carry an id, their
+captions and a way to read their audio as mono float32 at any sample rate.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from lusebench.errors import LusebenchError
+from lusebench.io import read_audio
+
+log = logging.getLogger(__name__)
+
+AUDIOCAPS_COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
+AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
+# AudioCaps names its splits train/val/test; Hugging Face copies often say "validation".
+_HF_SPLIT_NAMES = {"train": ("train",), "val": ("val", "validation", "valid"), "test": ("test",)}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One recording and every caption written for it (AudioCaps val/test clips have five)."""
+
+    clip_id: str
+    captions: tuple[str, ...]
+    path: Path | None = None
+    hf_index: int | None = None
+
+
+@dataclass
+class Corpus:
+    """Clips per split plus the means to decode them.
+
+    Attributes:
+        name: identity recorded in every manifest row, e.g. ``minicaps`` or ``audiocaps:/data/ac``.
+        clips: split name -> clips in a fixed order (the order is part of the recipe's meaning).
+    """
+
+    name: str
+    clips: dict[str, list[Clip]]
+    _decode: Callable[[Clip], tuple[np.ndarray, int]] = field(repr=False, default=None)  # type: ignore[assignment]
+    _by_id: dict[str, Clip] | None = field(repr=False, default=None, compare=False)
+
+    def split(self, split: str) -> list[Clip]:
+        clips = self.clips.get(split, [])
+        if not clips:
+            raise LusebenchError(f"corpus {self.name} has no clips in split {split!r}")
+        return clips
+
+    def clip(self, clip_id: str) -> Clip:
+        """The clip with this id, from any split."""
+        if self._by_id is None:
+            self._by_id = {clip.clip_id: clip for clips in self.clips.values() for clip in clips}
+        if clip_id not in self._by_id:
+            raise LusebenchError(f"clip {clip_id!r} is not in corpus {self.name}")
+        return self._by_id[clip_id]
+
+    def check(self, split: str) -> None:
+        """Open every clip of a split once, so a missing or corrupt file fails before any writing."""
+        for clip in self.split(split):
+            if clip.path is None:
+                continue
+            if not clip.path.is_file():
+                raise LusebenchError(f"audio file not found: {clip.path} (clip {clip.clip_id})")
+            try:
+                sf.info(clip.path)
+            except (sf.LibsndfileError, RuntimeError) as error:
+                raise LusebenchError(f"cannot decode audio file {clip.path}: {error}") from None
+
+    def audio(self, clip: Clip, sample_rate: int) -> np.ndarray:
+        """The clip as mono float32 of shape (time,) at ``sample_rate``."""
+        return _cached_audio(self, clip, sample_rate)
+
+    def __hash__(self) -> int:  # identity hash, so lru_cache can key on the corpus object
+        return id(self)
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_audio(corpus: Corpus, clip: Clip, sample_rate: int) -> np.ndarray:
+    audio, rate = corpus._decode(clip)  # (channels, time)
+    mono = audio.mean(axis=0) if audio.shape[0] > 1 else audio[0]
+    if rate != sample_rate:
+        gcd = math.gcd(rate, sample_rate)
+        mono = resample_poly(mono.astype(np.float64), sample_rate // gcd, rate // gcd)
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    mono.flags.writeable = False  # shared between mixtures: nobody may scale it in place
+    return mono
+
+
+def _decode_file(clip: Clip) -> tuple[np.ndarray, int]:
+    return read_audio(clip.path)  # type: ignore[arg-type]
+
+
+def embedded_root() -> Path:
+    """Folder of the embedded minicaps corpus inside the installed package."""
+    return Path(str(resources.files("lusebench").joinpath("assets", "minicaps")))
+
+
+def load_embedded() -> Corpus:
+    """The minicaps corpus shipped in the package (AudioCaps layout)."""
+    root = embedded_root()
+    if not (root / "test.csv").is_file():
+        raise LusebenchError(f"the embedded corpus is missing from the installation ({root})")
+    corpus = load_audiocaps(root)
+    corpus.name = "minicaps"
+    return corpus
+
+
+def _index_audio_folder(folder: Path) -> dict[str, Path]:
+    """Map file stem -> path for every audio file in ``folder`` (one directory listing)."""
+    index: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in AUDIO_SUFFIXES:
+            index.setdefault(path.stem, path)
+    return index
+
+
+def _find_audio(index: dict[str, Path], youtube_id: str, start_time: float) -> Path | None:
+    # Download scripts for AudioCaps name files by id, by AudioSet's "Y" + id, or by id + start.
+    start = int(start_time)
+    for stem in (youtube_id, f"Y{youtube_id}", f"{youtube_id}_{start}", f"Y{youtube_id}_{start}"):
+        if stem in index:
+            return index[stem]
+    return None
+
+
+def load_audiocaps(root: Path | str, audio_dir: Path | str | None = None) -> Corpus:
+    """AudioCaps as users hold it: ``train.csv``, ``val.csv``, ``test.csv`` + audio files by youtube_id.
+
+    Args:
+        root: folder with the three CSVs (columns ``audiocap_id, youtube_id, start_time, caption``).
+        audio_dir: folder of the audio files; default ``root/audio`` if it exists, else ``root``.
+            Files are matched by stem: ``<id>``, ``Y<id>``, ``<id>_<start>`` with any of
+            .flac/.wav/.ogg/.mp3.
+
+    Raises:
+        LusebenchError: when a CSV is missing or malformed, or when clips have no audio file.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise LusebenchError(f"AudioCaps folder not found: {root}")
+    if audio_dir is None:
+        audio_dir = root / "audio" if (root / "audio").is_dir() else root
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise LusebenchError(f"AudioCaps audio folder not found: {audio_dir}")
+    index = _index_audio_folder(audio_dir)
+    clips: dict[str, list[Clip]] = {}
+    for split in ("train", "val", "test"):
+        csv_path = root / f"{split}.csv"
+        if not csv_path.is_file():
+            continue
+        try:
+            table = pd.read_csv(csv_path, dtype={"youtube_id": str})
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+            raise LusebenchError(f"cannot parse {csv_path}: {error}") from None
+        missing_columns = [c for c in AUDIOCAPS_COLUMNS if c not in table.columns]
+        if missing_columns:
+            raise LusebenchError(f"{csv_path} lacks AudioCaps column(s): {', '.join(missing_columns)}")
+        clips[split] = _clips_from_rows(table, index, csv_path)
+    if not clips:
+        raise LusebenchError(f"no train.csv, val.csv or test.csv in {root}")
+    return Corpus(name=f"audiocaps:{root}", clips=clips, _decode=_decode_file)
+
+
+def _clips_from_rows(table: pd.DataFrame, index: dict[str, Path], csv_path: Path) -> list[Clip]:
+    captions: dict[str, list[str]] = {}
+    starts: dict[str, float] = {}
+    for youtube_id, start_time, caption in table[["youtube_id", "start_time", "caption"]].itertuples(index=False):
+        captions.setdefault(youtube_id, [])
+        if isinstance(caption, str) and caption.strip() and caption not in captions[youtube_id]:
+            captions[youtube_id].append(caption.strip())
+        starts.setdefault(youtube_id, float(start_time))
+    clips: list[Clip] = []
+    missing: list[str] = []
+    for youtube_id, texts in captions.items():
+        path = _find_audio(index, youtube_id, starts[youtube_id])
+        if path is None:
+            missing.append(youtube_id)
+            continue
+        if texts:
+            clips.append(Clip(clip_id=youtube_id, captions=tuple(texts), path=path))
+    if missing:
+        raise LusebenchError(
+            f"{len(missing)} clip(s) of {csv_path.name} have no audio file, e.g. {missing[0]!r}; "
+            "remove their rows from the CSV or add the files"
+        )
+    return clips
+
+
+def load_hf(
+    name_or_path: str,
+    audio_column: str = "audio",
+    caption_column: str = "caption",
+    id_column: str | None = None,
+) -> Corpus:
+    """A Hugging Face dataset of captioned audio: a ``save_to_disk`` folder, a local data folder, or a hub id.
+
+    Hub ids resolve through the local Hugging Face cache only when offline; a dataset that cannot be
+    reached gives one line naming it.
+    """
+    import datasets  # deferred: importing datasets costs about a second
+
+    path = Path(name_or_path)
+    try:
+        if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
+            loaded = datasets.load_from_disk(str(path))
+        else:
+            loaded = datasets.load_dataset(name_or_path)
+    except Exception as error:  # datasets raises many unrelated types for "not reachable"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise LusebenchError(f"cannot load Hugging Face dataset {name_or_path!r}: {first_line}") from None
+    if isinstance(loaded, datasets.Dataset):
+        loaded = datasets.DatasetDict({"test": loaded})
+    clips: dict[str, list[Clip]] = {}
+    tables: dict[str, datasets.Dataset] = {}
+    for split, aliases in _HF_SPLIT_NAMES.items():
+        hf_split = next((alias for alias in aliases if alias in loaded), None)
+        if hf_split is None:
+            continue
+        table = loaded[hf_split]
+        for column in (audio_column, caption_column):
+            if column not in table.column_names:
+                raise LusebenchError(f"Hugging Face dataset {name_or_path!r} has no column {column!r}")
+        tables[split] = table
+        captions = table[caption_column]
+        ids = table[id_column] if id_column else [f"{split}-{i:07d}" for i in range(len(table))]
+        clips[split] = [
+            Clip(clip_id=str(clip_id), captions=(str(caption),), hf_index=i)
+            for i, (clip_id, caption) in enumerate(zip(ids, captions))
+        ]
+    if not clips:
+        raise LusebenchError(f"Hugging Face dataset {name_or_path!r} has no train/val/test split")
+    split_of = {clip: split for split, split_clips in clips.items() for clip in split_clips}
+
+    def decode(clip: Clip) -> tuple[np.ndarray, int]:
+        item = tables[split_of[clip]][clip.hf_index][audio_column]
+        audio = np.asarray(item["array"], dtype=np.float32)
+        return (audio[None] if audio.ndim == 1 else audio), int(item["sampling_rate"])
+
+    return Corpus(name=f"hf:{name_or_path}", clips=clips, _decode=decode)
+
+
+def open_corpus(spec: str) -> Corpus:
+    """Open a corpus from its spec: ``minicaps``, ``audiocaps:ROOT`` or ``hf:NAME_OR_PATH``."""
+    if spec == "minicaps":
+        return load_embedded()
+    kind, _, location = spec.partition(":")
+    if kind == "audiocaps" and location:
+        return load_audiocaps(location)
+    if kind == "hf" and location:
+        return load_hf(location)
+    raise LusebenchError(f"unknown corpus {spec!r}: use minicaps, audiocaps:ROOT or hf:NAME_OR_PATH")
+
+
+def distinct_captions(clips: Sequence[Clip]) -> int:
+    """Number of distinct captions among clips (a mixture needs one per source)."""
+    return len({caption for clip in clips for caption in clip.captions})

@@ -1,0 +1,77 @@
+"""Dynamic mixing for training: train recipes drawn and rendered on the fly by the same renderer.
+
+Mixture ``i`` of epoch ``e`` is drawn from ``default_rng([seed, split_code, epoch, i])``: a
+pure function of (seed, epoch, i). A DataLoader (or a DistributedSampler) hands each worker and
+rank different indices, so no two workers repeat a mixture, and an epoch's content does not
+depend on how many workers or GPUs render it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lusebench.simulation.config import SimulationConfig
+from lusebench.simulation.corpus import Corpus, open_corpus
+from lusebench.simulation.hrtf import load_hrtf
+from lusebench.simulation.recipe import draw_recipe
+from lusebench.simulation.render import Renderer
+
+
+class DynamicMixingDataset(Dataset):
+    """A map-style dataset of ``config.num_mixtures`` freshly drawn mixtures per epoch.
+
+    Items are dicts: ``mixture`` (2, N) float32 tensor, ``target`` (2, N) float32 tensor (the
+    target's binaural image), ``azimuth_deg`` float, ``caption`` str, ``mixture_id`` str.
+
+    Args:
+        config: the mixing configuration (its split is usually ``train``).
+        epoch: which epoch's stream to draw; change it with :meth:`set_epoch`.
+        corpus: an opened corpus; opened from ``config.corpus`` in each worker when None.
+    """
+
+    def __init__(self, config: SimulationConfig, epoch: int = 0, corpus: Corpus | None = None) -> None:
+        self.config = config
+        self.epoch = epoch
+        self._corpus = corpus
+        self._renderer: Renderer | None = None
+        if corpus is not None:
+            corpus.split(config.split)  # fail now, in the main process, on an empty split
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.config.num_mixtures
+
+    def _inputs(self) -> tuple[Corpus, Renderer]:
+        # Opened lazily so that each DataLoader worker builds its own after the fork/spawn.
+        if self._corpus is None:
+            self._corpus = open_corpus(self.config.corpus)
+        if self._renderer is None:
+            self._renderer = Renderer(load_hrtf(self.config.hrtf, self.config.sample_rate), self.config.interpolation)
+        return self._corpus, self._renderer
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        corpus, renderer = self._inputs()
+        key = [self.config.seed, self.config.split_code, self.epoch, index]
+        recipe, rendered = draw_recipe(corpus, corpus.split(self.config.split), self.config, key, renderer, index)
+        return {
+            "mixture": torch.from_numpy(np.ascontiguousarray(rendered.mixture)),
+            "target": torch.from_numpy(np.ascontiguousarray(rendered.target)),
+            "azimuth_deg": recipe.azimuths_deg[0],
+            "caption": recipe.caption,
+            "mixture_id": f"{recipe.mixture_id}@epoch{self.epoch}",
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Workers re-open the corpus and HRTF themselves rather than unpickling decoders and caches.
+        state = dict(self.__dict__)
+        state["_corpus"] = None
+        state["_renderer"] = None
+        return state

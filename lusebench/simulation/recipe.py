@@ -1,0 +1,222 @@
+"""Recipes: everything needed to re-render one mixture bit-exactly, drawn as the paper's protocol says.
+
+Protocol (paper section 3.1, DESIGN.md): one anchor clip is the target; 1 or 2 interferers come
+from other clips whose captions differ from the target's; each interferer is scaled to the
+target's energy, then given an SNR drawn uniformly from [-5, 5] dB relative to the target (on the
+dry signals, before the HRTF); every source gets an azimuth uniform in [0, 360).
+
+Clips longer than the mixture are cut at an offset drawn uniformly; shorter clips are placed
+whole at an onset drawn uniformly, silence around them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from lusebench.errors import LusebenchError
+from lusebench.simulation.config import SimulationConfig
+from lusebench.simulation.corpus import Clip, Corpus
+from lusebench.simulation.render import RenderedMixture, Renderer
+
+# Peak that the loudest written sample may reach; the rest is headroom for the 24-bit FLAC.
+PEAK_LIMIT = 0.99
+# A dry excerpt quieter than this (-80 dBFS RMS) cannot carry an SNR; a new excerpt is drawn.
+_SILENCE_POWER = 1e-8
+_EXCERPT_TRIES = 8
+_REJECTION_TRIES = 32
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One mixture, target first in every per-source tuple."""
+
+    mixture_id: str
+    split: str
+    index: int
+    seed: int
+    sample_rate: int
+    num_samples: int
+    corpus: str
+    caption: str
+    clip_ids: tuple[str, ...]
+    captions: tuple[str, ...]
+    clip_offsets_s: tuple[float, ...]
+    onsets_s: tuple[float, ...]
+    azimuths_deg: tuple[float, ...]
+    snr_db: tuple[float, ...]
+    gains: tuple[float, ...]
+    mixture_gain: float
+    hrtf: str
+    hrtf_interpolation: str
+
+    @property
+    def num_sources(self) -> int:
+        return len(self.clip_ids)
+
+    @property
+    def angular_separation_deg(self) -> float:
+        return angular_separation_deg(self.azimuths_deg[0], self.azimuths_deg[1:])
+
+
+def mixture_id(split: str, num_sources: int, index: int) -> str:
+    return f"{split}-{num_sources}src-{index:06d}"
+
+
+def circular_distance_deg(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
+    """Smallest angle between two azimuths, in [0, 180] degrees."""
+    return np.abs((np.asarray(a) - np.asarray(b) + 180.0) % 360.0 - 180.0)
+
+
+def angular_separation_deg(target_deg: float, interferers_deg: Sequence[float]) -> float:
+    """Smallest circular distance between the target and any interferer, in [0, 180] degrees."""
+    return float(np.min(circular_distance_deg(target_deg, np.asarray(interferers_deg))))
+
+
+def _excerpt(length: int, num_samples: int, rng: np.random.Generator) -> tuple[int, int]:
+    """(offset into the clip, onset in the mixture), in samples."""
+    if length >= num_samples:
+        return int(rng.integers(0, length - num_samples + 1)), 0
+    return 0, int(rng.integers(0, num_samples - length + 1))
+
+
+def place(audio: np.ndarray, offset: int, onset: int, num_samples: int) -> np.ndarray:
+    """The clip excerpt as it sits in the mixture: (num_samples,) float32, silence around it."""
+    segment = np.zeros(num_samples, dtype=np.float32)
+    piece = audio[offset : offset + num_samples - onset]
+    segment[onset : onset + len(piece)] = piece
+    return segment
+
+
+def _power(x: np.ndarray) -> float:
+    return float(np.mean(np.square(x, dtype=np.float64)))
+
+
+def _compatible(clip: Clip, chosen: Sequence[Clip]) -> bool:
+    return all(clip.clip_id != c.clip_id and not set(clip.captions) & set(c.captions) for c in chosen)
+
+
+def _draw_interferer(
+    clips: Sequence[Clip], chosen: Sequence[Clip], rng: np.random.Generator, corpus: str, config: SimulationConfig
+) -> Clip:
+    """A clip whose id and captions differ from every clip already chosen."""
+    # Rejection first: O(1) per draw on a 46k-clip corpus, where filtering the list costs ms.
+    for _ in range(_REJECTION_TRIES):
+        clip = clips[int(rng.integers(len(clips)))]
+        if _compatible(clip, chosen):
+            return clip
+    candidates = [clip for clip in clips if _compatible(clip, chosen)]
+    if not candidates:
+        raise LusebenchError(
+            f"split {config.split!r} of corpus {corpus} has too few distinct captions "
+            f"for {config.num_sources}-source mixtures"
+        )
+    return candidates[int(rng.integers(len(candidates)))]
+
+
+def draw_recipe(
+    corpus: Corpus,
+    clips: Sequence[Clip],
+    config: SimulationConfig,
+    rng_key: Sequence[int],
+    renderer: Renderer,
+    index: int,
+) -> tuple[Recipe, RenderedMixture]:
+    """Draw one mixture from ``np.random.default_rng(rng_key)`` and render it.
+
+    Args:
+        corpus: where the clips' audio comes from.
+        clips: the split's clips, in the corpus order.
+        config: the set's configuration.
+        rng_key: the whole randomness of this mixture, e.g. ``[seed, split_code, index]``.
+        renderer: the HRTF renderer at ``config.sample_rate``.
+        index: the mixture's position in its set (names it).
+
+    Returns:
+        The recipe and the rendered signals (already scaled by the recipe's ``mixture_gain``).
+    """
+    rng = np.random.default_rng(list(rng_key))
+    sr, num_samples = config.sample_rate, config.num_samples
+    anchor = clips[int(rng.integers(len(clips)))]
+    caption = anchor.captions[int(rng.integers(len(anchor.captions)))]
+    chosen = [anchor]
+    for _ in range(config.num_sources - 1):
+        chosen.append(_draw_interferer(clips, chosen, rng, corpus.name, config))
+    offsets, onsets, dry = [], [], []
+    for clip in chosen:
+        audio = corpus.audio(clip, sr)
+        for _ in range(_EXCERPT_TRIES):
+            offset, onset = _excerpt(len(audio), num_samples, rng)
+            segment = place(audio, offset, onset, num_samples)
+            if _power(segment) > _SILENCE_POWER:
+                break
+        else:
+            raise LusebenchError(f"clip {clip.clip_id} of corpus {corpus.name} is silent")
+        offsets.append(offset)
+        onsets.append(onset)
+        dry.append(segment)
+    low, high = config.snr_range_db
+    snr = [0.0] + [float(rng.uniform(low, high)) for _ in chosen[1:]]
+    azimuths = [float(rng.uniform(0.0, 360.0)) for _ in chosen]
+    target_power = 10.0 ** (config.target_rms_dbfs / 10.0)
+    # Interferer k gets the target's energy, then sits snr_k dB below it.
+    gains = [float(np.sqrt(target_power / _power(segment) / 10.0 ** (s / 10.0))) for segment, s in zip(dry, snr)]
+    recipe = Recipe(
+        mixture_id=mixture_id(config.split, config.num_sources, index),
+        split=config.split,
+        index=index,
+        seed=config.seed,
+        sample_rate=sr,
+        num_samples=num_samples,
+        corpus=corpus.name,
+        caption=caption,
+        clip_ids=tuple(clip.clip_id for clip in chosen),
+        captions=tuple(clip.captions[0] if clip is not anchor else caption for clip in chosen),
+        clip_offsets_s=tuple(o / sr for o in offsets),
+        onsets_s=tuple(o / sr for o in onsets),
+        azimuths_deg=tuple(azimuths),
+        snr_db=tuple(snr),
+        gains=tuple(gains),
+        mixture_gain=1.0,
+        hrtf=renderer.hrtf.identity,
+        hrtf_interpolation=renderer.interpolation,
+    )
+    rendered = _render(np.stack(dry), recipe, renderer)
+    peak = max(float(np.max(np.abs(signal))) for signal in (rendered.mixture, rendered.target, rendered.interferers))
+    if peak > PEAK_LIMIT:
+        # Never clip: one gain on every signal, recorded, so the references stay consistent.
+        recipe = _replace_gain(recipe, PEAK_LIMIT / peak)
+        rendered = _scale(rendered, recipe.mixture_gain)
+    return recipe, rendered
+
+
+def _replace_gain(recipe: Recipe, mixture_gain: float) -> Recipe:
+    return replace(recipe, mixture_gain=float(np.float32(mixture_gain)))
+
+
+def _scale(rendered: RenderedMixture, gain: float) -> RenderedMixture:
+    g = np.float32(gain)
+    return RenderedMixture(
+        mixture=rendered.mixture * g,
+        target=rendered.target * g,
+        dry_target=rendered.dry_target * g,
+        interferers=rendered.interferers * g,
+    )
+
+
+def _render(segments: np.ndarray, recipe: Recipe, renderer: Renderer) -> RenderedMixture:
+    gains = np.asarray(recipe.gains, dtype=np.float32)[:, None]
+    return renderer.render(segments * gains, np.asarray(recipe.azimuths_deg))
+
+
+def render_recipe(recipe: Recipe, corpus: Corpus, renderer: Renderer) -> RenderedMixture:
+    """Re-render a recipe from its recorded fields alone (no random draw)."""
+    sr, num_samples = recipe.sample_rate, recipe.num_samples
+    segments = []
+    for clip_id, offset_s, onset_s in zip(recipe.clip_ids, recipe.clip_offsets_s, recipe.onsets_s):
+        audio = corpus.audio(corpus.clip(clip_id), sr)
+        segments.append(place(audio, int(round(offset_s * sr)), int(round(onset_s * sr)), num_samples))
+    rendered = _render(np.stack(segments), recipe, renderer)
+    return rendered if recipe.mixture_gain == 1.0 else _scale(rendered, recipe.mixture_gain)

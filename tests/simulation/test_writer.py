@@ -1,0 +1,129 @@
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from lusebench.cli import main
+from lusebench.errors import LusebenchError
+from lusebench.simulation import writer
+from lusebench.simulation.config import SimulationConfig
+from lusebench.simulation.writer import Shard, load_manifest, simulate, verify
+
+from .conftest import checksums
+
+
+def test_same_config_gives_identical_files(tmp_path, small_config):
+    simulate(small_config, tmp_path / "a", progress=False)
+    simulate(small_config, tmp_path / "b", progress=False)
+    assert checksums(tmp_path / "a") == checksums(tmp_path / "b")
+    manifest = load_manifest(tmp_path / "a")
+    assert list(manifest["mixture_id"]) == [f"test-3src-{i:06d}" for i in range(6)]
+    assert (manifest["schema_version"] == 1).all()
+    assert manifest["angular_separation_deg"].between(0, 180).all()
+
+
+def test_workers_and_shards_give_the_same_set(tmp_path, small_config):
+    simulate(small_config, tmp_path / "one", progress=False)
+    simulate(small_config, tmp_path / "two", workers=2, progress=False)
+    assert checksums(tmp_path / "one") == checksums(tmp_path / "two")
+    # Two machines render halves into their own copies; the copies are merged afterwards.
+    assert simulate(small_config, tmp_path / "s0", shard=Shard(0, 2), progress=False) is None
+    assert simulate(small_config, tmp_path / "s1", shard=Shard(1, 2), progress=False) is None
+    shutil.copytree(tmp_path / "s1", tmp_path / "s0", dirs_exist_ok=True)
+    assert simulate(small_config, tmp_path / "s0", shard=Shard(1, 2), progress=False) is not None
+    assert checksums(tmp_path / "one") == checksums(tmp_path / "s0")
+
+
+def test_rerun_resumes_and_rerenders_a_damaged_file(tmp_path, small_config, monkeypatch):
+    out = tmp_path / "set"
+    calls = []
+    original = writer.draw_recipe
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "draw_recipe", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(small_config, out, progress=False)
+    assert len(list((out / ".rows").glob("*.json"))) == 3
+    assert not (out / "manifest.parquet").exists()
+    monkeypatch.setattr(writer, "draw_recipe", original)
+    (out / "audio" / "target" / "test-3src-000001.flac").write_bytes(b"damaged")
+    simulate(small_config, out, progress=False)
+    simulate(small_config, tmp_path / "clean", progress=False)
+    assert checksums(out) == checksums(tmp_path / "clean")
+
+
+def test_manifest_rows_rerender_bit_exactly(tmp_path, small_config):
+    simulate(small_config, tmp_path / "set", progress=False)
+    assert verify(tmp_path / "set", progress=False).ok
+    manifest = pd.read_parquet(tmp_path / "set" / "manifest.parquet")
+    manifest.loc[0, "target_sha256"] = "0" * 64
+    manifest.to_parquet(tmp_path / "set" / "manifest.parquet")
+    assert verify(tmp_path / "set", progress=False).mismatched == ("test-3src-000000",)
+
+
+def test_save_sources_writes_dry_and_interferers(tmp_path, small_config):
+    from dataclasses import replace
+
+    simulate(replace(small_config, save_sources=True, audio_format="wav"), tmp_path / "set", progress=False)
+    row = load_manifest(tmp_path / "set").iloc[0]
+    assert (tmp_path / "set" / row["dry_path"]).is_file()
+    assert (tmp_path / "set" / row["interferer2_path"]).is_file()
+    assert row["mixture_path"].endswith(".wav")
+
+
+def test_other_set_in_the_same_folder_is_refused(tmp_path, small_config):
+    from dataclasses import replace
+
+    simulate(small_config, tmp_path / "set", progress=False)
+    with pytest.raises(LusebenchError, match="sample_rate"):
+        simulate(replace(small_config, sample_rate=22050), tmp_path / "set", progress=False)
+
+
+def _cli_error(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def test_bad_inputs_give_one_line_and_exit_2(tmp_path, corpus_spec, capsys):
+    out = tmp_path / "out"
+    base = ["simulate", "--corpus", corpus_spec, "--duration", "0.5", "--num", "2", "--no-progress"]
+    assert "at least 2" in _cli_error(capsys, base + ["--sources", "1", "--out", str(out)])
+    assert "at most" in _cli_error(capsys, base[:-3] + ["--num", "100000", "--out", str(out)])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert "cannot write" in _cli_error(capsys, base + ["--out", str(blocker / "sub")])
+    assert not out.exists()
+
+
+def test_missing_and_corrupt_audio_are_named(tmp_path, capsys):
+    from lusebench.testing.corpus import make_corpus
+
+    root = make_corpus(tmp_path / "corpus", clips_per_split=4)
+    argv = ["simulate", "--corpus", f"audiocaps:{root}", "--sources", "2", "--num", "2", "--out", str(tmp_path / "o")]
+    (root / "audio" / "syn0009.wav").write_bytes(b"RIFF garbage")
+    assert "syn0009.wav" in _cli_error(capsys, argv)
+    (root / "audio" / "syn0009.wav").unlink()
+    assert "syn0009" in _cli_error(capsys, argv)
+    assert not (tmp_path / "o").exists()
+
+
+def test_hrtf_errors_are_named(tmp_path, corpus_spec, capsys):
+    bad = tmp_path / "bad.sofa"
+    bad.write_text("nope")
+    err = _cli_error(capsys, ["simulate", "--corpus", corpus_spec, "--hrtf", str(bad), "--num", "1", "--out", str(tmp_path / "o")])
+    assert "bad.sofa" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_config_is_written_beside_the_set(tmp_path, small_config):
+    simulate(small_config, tmp_path / "set", progress=False)
+    stored = json.loads((tmp_path / "set" / "config.json").read_text())
+    assert SimulationConfig.from_dict({k: v for k, v in stored.items() if k not in ("schema_version", "lusebench_version")}) == small_config
