@@ -1,0 +1,869 @@
+#!/usr/bin/env python
+"""Rebuild lusebench's embedded assets: the MIT KEMAR HRTF and the ``minicaps`` corpus.
+
+Sources, all obtainable offline on a Debian bookworm machine:
+
+- ``libmysofa1`` (Debian): ``MIT_KEMAR_normal_pinna.sofa``, copied byte for byte.
+- ``openttd-opensfx`` (Debian): the clips inside ``opensfx.cat``.
+- ``scratch`` (Debian): ``/usr/share/scratch/Media/Sounds/**``.
+- The ``TimGM6mb.sf2`` SoundFont inside the installed ``pretty_midi`` wheel, rendered with
+  ``tinysoundfont`` from seeded note sequences defined below.
+
+Captions are human-written, one per clip, in ``scripts/minicaps_captions.csv``
+(``source, original_name, group, caption``). ``group`` ties clips cut from the same
+recording (or near-duplicates) together so that they land in the same split.
+
+The output is byte-identical from run to run with the same package versions, which are
+pinned below (the .deb versions and the SoundFont's sha256); ``SHA256SUMS`` lets anyone
+check a copy.
+
+Usage::
+
+    python scripts/build_assets.py --out lusebench/assets [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import logging
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib import metadata, resources
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+from tqdm import tqdm
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+MAX_DURATION_S = 10.0
+MIN_DURATION_S = 0.5
+PEAK_DBFS = -1.0
+# Silence is whatever lies this far below the loudest 10 ms frame; a few ms are kept around
+# the sound so onsets and decays are not clipped.
+TRIM_THRESHOLD_DB = -50.0
+TRIM_FRAME_S = 0.010
+TRIM_MARGIN_S = 0.010
+TRUNCATION_FADE_S = 0.020
+SPLIT_FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
+AUDIOCAPS_HEADER = ("audiocap_id", "youtube_id", "start_time", "caption")
+EXTRA_HEADER = ("source", "licence", "credit", "duration_s", "original_name")
+
+# Pinned so that a rebuild reads the very bytes the committed assets came from.
+DEBS = {
+    "libmysofa1": "1.3.1~dfsg0-1",
+    "openttd-opensfx": "1.0.3-2",
+    "scratch": "1.4.0.6~dfsg1-6.1",
+}
+SOFA_MEMBER = "usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa"
+OPENSFX_CAT = "usr/share/games/openttd/baseset/opensfx/opensfx.cat"
+SCRATCH_SOUNDS = "usr/share/scratch/Media/Sounds"
+SOUNDFONT_SHA256 = "82475b91a76de15cb28a104707d3247ba932e228bada3f47bba63c6b31aaf7a1"
+
+CAPTIONS_CSV = Path(__file__).with_name("minicaps_captions.csv")
+
+
+@dataclass(frozen=True)
+class SourceClip:
+    """One clip as decoded from its source, before conditioning."""
+
+    source: str  # opensfx | scratch | gm
+    index: int  # position in the source (cat entry, sorted file list, GM table)
+    original_name: str
+    audio: np.ndarray  # (n_samples,) float64, mono
+    sample_rate: int
+    licence: str
+    credit: str
+
+
+@dataclass(frozen=True)
+class GmClip:
+    """A General-MIDI clip: a GM program (or the drum kit) playing a seeded pattern."""
+
+    name: str
+    program: int  # GM program 0-127; ignored for drum patterns
+    pattern: str
+    bpm: float
+    octave: int = 0  # shift of the pattern's register in octaves
+
+
+# Order is part of the output (ids and seeds follow it): append, never reorder.
+GM_CLIPS: tuple[GmClip, ...] = (
+    GmClip("piano-melody", 0, "melody", 112),
+    GmClip("piano-slow-chords", 0, "chords", 60),
+    GmClip("bright-piano-scale", 1, "scale", 150),
+    GmClip("electric-piano-chords", 4, "chords", 84),
+    GmClip("harpsichord-arpeggio", 6, "arpeggio", 110),
+    GmClip("celesta-melody", 8, "melody", 96, 1),
+    GmClip("glockenspiel-melody", 9, "melody", 120, 1),
+    GmClip("music-box-melody", 10, "slow_melody", 72, 1),
+    GmClip("vibraphone-arpeggio", 11, "arpeggio", 80),
+    GmClip("marimba-arpeggio", 12, "arpeggio", 140),
+    GmClip("tubular-bells", 14, "slow_melody", 50),
+    GmClip("church-organ-chords", 19, "sustained", 50),
+    GmClip("rock-organ-chords", 18, "chords", 126),
+    GmClip("accordion-melody", 21, "melody", 110),
+    GmClip("harmonica-melody", 22, "slow_melody", 80),
+    GmClip("nylon-guitar-arpeggio", 24, "arpeggio", 90, -1),
+    GmClip("steel-guitar-strum", 25, "strum", 100, -1),
+    GmClip("clean-guitar-melody", 27, "melody", 100, -1),
+    GmClip("distortion-guitar-power-chords", 30, "power_chords", 130, -1),
+    GmClip("acoustic-bass-line", 32, "bass_line", 100, -2),
+    GmClip("slap-bass-line", 36, "bass_line", 118, -2),
+    GmClip("violin-melody", 40, "slow_melody", 70, 1),
+    GmClip("cello-melody", 42, "slow_melody", 60, -1),
+    GmClip("pizzicato-strings", 45, "melody", 120),
+    GmClip("harp-arpeggio", 46, "arpeggio", 100),
+    GmClip("timpani-hits", 47, "low_hits", 100, -2),
+    GmClip("string-ensemble-chords", 48, "sustained", 60),
+    GmClip("choir-chords", 52, "sustained", 60),
+    GmClip("trumpet-melody", 56, "melody", 120),
+    GmClip("trombone-melody", 57, "slow_melody", 80, -1),
+    GmClip("tuba-bass-line", 58, "oompah", 100, -2),
+    GmClip("french-horn-melody", 60, "slow_melody", 70, -1),
+    GmClip("brass-section-chords", 61, "chords", 112),
+    GmClip("soprano-sax-melody", 64, "melody", 110),
+    GmClip("tenor-sax-melody", 66, "slow_melody", 80, -1),
+    GmClip("oboe-melody", 68, "slow_melody", 75),
+    GmClip("bassoon-melody", 70, "melody", 92, -2),
+    GmClip("clarinet-melody", 71, "melody", 100),
+    GmClip("flute-scale", 73, "scale", 150, 1),
+    GmClip("flute-melody", 73, "slow_melody", 80, 1),
+    GmClip("pan-flute-melody", 75, "slow_melody", 70),
+    GmClip("ocarina-melody", 79, "melody", 100, 1),
+    GmClip("square-lead-melody", 80, "melody", 136),
+    GmClip("saw-lead-arpeggio", 81, "arpeggio", 150),
+    GmClip("synth-pad-chords", 89, "sustained", 50),
+    GmClip("sitar-melody", 104, "melody", 90),
+    GmClip("banjo-arpeggio", 105, "arpeggio", 150),
+    GmClip("kalimba-melody", 108, "melody", 100),
+    GmClip("bagpipe-melody", 109, "slow_melody", 84),
+    GmClip("fiddle-melody", 110, "melody", 140),
+    GmClip("steel-drums-melody", 114, "melody", 112),
+    GmClip("taiko-hits", 116, "low_hits", 90, -1),
+    GmClip("drums-rock-beat", 0, "drums_rock", 110),
+    GmClip("drums-fast-beat", 0, "drums_fast", 150),
+    GmClip("drums-ride-beat", 0, "drums_ride", 76),
+    GmClip("drums-tom-fill", 0, "drums_toms", 110),
+    GmClip("congas-bongos", 0, "drums_latin", 104),
+    GmClip("cowbell-claves", 0, "drums_cowbell", 112),
+    GmClip("tambourine", 0, "drums_tambourine", 104),
+    GmClip("hand-claps", 0, "drums_claps", 100),
+    GmClip("sfx-guitar-fret-noise", 120, "sfx_hits", 90),
+    GmClip("sfx-breath-noise", 121, "sfx_breaths", 60),
+    GmClip("sfx-seashore", 122, "sfx_hold", 60),
+    GmClip("sfx-bird-tweet", 123, "sfx_hits", 100, -1),
+    GmClip("sfx-telephone-ring", 124, "sfx_rings", 60, -1),
+    GmClip("sfx-helicopter", 125, "sfx_hold", 60),
+    GmClip("sfx-applause", 126, "sfx_hold", 60),
+    GmClip("sfx-gunshot", 127, "sfx_hits", 120),
+)
+GM_SEED = 20240601
+GM_RENDER_RATE = 44100
+GM_DRUM_CHANNEL = 9
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+# I-V-vi-IV, the most common pop progression, as scale degrees of the chord roots.
+PROGRESSION = (0, 4, 5, 3)
+GM_LICENCE = "GPL-2.0-only"
+GM_CREDIT = (
+    "Rendered by lusebench from seeded note sequences with the TimGM6mb SoundFont "
+    "(Tim Brechbill 2004, David Bolton 2010) as shipped in the pretty_midi wheel"
+)
+
+
+# --------------------------------------------------------------------------- fetching
+
+
+def fetch_debs(work: Path) -> dict[str, Path]:
+    """Download the pinned .debs with ``apt-get download`` and extract each into ``work``.
+
+    Returns:
+        Package name -> folder holding its extracted file tree.
+    """
+    debs_dir = work / "debs"
+    debs_dir.mkdir(parents=True, exist_ok=True)
+    specs = [f"{name}={version}" for name, version in DEBS.items()]
+    logger.info("apt-get download %s", " ".join(specs))
+    result = subprocess.run(
+        ["apt-get", "download", *specs], cwd=debs_dir, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(
+            f"apt-get download failed (run `apt-get update` first?):\n{result.stderr.strip()}"
+        )
+    trees: dict[str, Path] = {}
+    for name, version in DEBS.items():
+        matches = sorted(debs_dir.glob(f"{name}_*.deb"))
+        if len(matches) != 1:
+            raise SystemExit(f"expected one {name} .deb in {debs_dir}, found {len(matches)}")
+        deb = matches[0]
+        found = subprocess.run(
+            ["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        if found != version:
+            raise SystemExit(f"{deb.name}: version {found}, expected {version}")
+        tree = work / "x" / name
+        if tree.exists():
+            shutil.rmtree(tree)
+        tree.mkdir(parents=True)
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+        logger.info("%s %s sha256 %s", name, version, sha256_file(deb))
+        trees[name] = tree
+    return trees
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _opensfx_licence(description: str) -> str:
+    """SPDX id of a clip's licence from the free text of its catalogue name."""
+    match = re.search(r"License: (.*?)\.(?:\s|$)", description)
+    if match is None:
+        raise SystemExit(f"no licence in OpenSFX entry {description!r}")
+    text = match.group(1)
+    if "Zero 1.0" in text:
+        return "CC0-1.0"
+    if "Attribution-ShareAlike 3.0" in text:
+        return "CC-BY-SA-3.0"
+    if "Attribution 3.0" in text:
+        return "CC-BY-3.0"
+    raise SystemExit(f"unknown licence {text!r} in OpenSFX entry {description!r}")
+
+
+def read_opensfx(cat_path: Path) -> list[SourceClip]:
+    """Decode every sound of an OpenTTD sound catalogue (``opensfx.cat``).
+
+    The catalogue starts with a table of ``(offset, size)`` little-endian uint32 pairs; the
+    top bit of ``offset`` is a flag and the first offset also gives the table length. Each
+    entry is a 1-byte name length, a NUL-terminated name (the clip's title, credits and
+    licence in free text), then a RIFF WAV whose own header gives its length.
+
+    Returns:
+        One clip per non-empty entry, mono float64 at the file's rate.
+    """
+    data = cat_path.read_bytes()
+    n_entries = (struct.unpack_from("<I", data, 0)[0] & 0x7FFFFFFF) // 8
+    clips = []
+    for index in range(n_entries):
+        offset = struct.unpack_from("<I", data, 8 * index)[0] & 0x7FFFFFFF
+        name_len = data[offset]
+        description = data[offset + 1 : offset + 1 + name_len].rstrip(b"\0").decode("utf-8")
+        riff = offset + 1 + name_len
+        if data[riff : riff + 4] != b"RIFF":
+            raise SystemExit(f"{cat_path}: entry {index} has no RIFF header")
+        riff_size = struct.unpack_from("<I", data, riff + 4)[0] + 8
+        audio, rate = sf.read(io.BytesIO(data[riff : riff + riff_size]), dtype="float64", always_2d=True)
+        if audio.shape[0] == 0:
+            logger.info("opensfx %d %r is empty: skipped", index, description)
+            continue
+        title_match = re.match(r'"(.*?)"\.\s*(.*)$', description)
+        if title_match is None:
+            raise SystemExit(f"cannot parse OpenSFX entry name {description!r}")
+        title, credit = title_match.groups()
+        credit = re.sub(r"\s*License:.*$", "", credit).strip()
+        clips.append(
+            SourceClip(
+                source="opensfx",
+                index=index,
+                original_name=title,
+                audio=audio.mean(axis=1),
+                sample_rate=rate,
+                licence=_opensfx_licence(description),
+                credit=f"OpenSFX 1.0.3. {credit}",
+            )
+        )
+    return clips
+
+
+def read_scratch(sounds_dir: Path) -> list[SourceClip]:
+    """Decode the Scratch 1.4 media library sounds (wav and mp3; libsndfile >= 1.1 reads mp3)."""
+    paths = sorted(p for p in sounds_dir.rglob("*") if p.suffix.lower() in (".wav", ".mp3"))
+    clips = []
+    for index, path in enumerate(paths):
+        audio, rate = sf.read(path, dtype="float64", always_2d=True)
+        clips.append(
+            SourceClip(
+                source="scratch",
+                index=index,
+                original_name=path.relative_to(sounds_dir).as_posix(),
+                audio=audio.mean(axis=1),
+                sample_rate=rate,
+                licence="CC-BY-SA-3.0",
+                credit="Scratch 1.4 media library, (c) 2011 Massachusetts Institute of Technology",
+            )
+        )
+    return clips
+
+
+# --------------------------------------------------------------------------- General MIDI
+
+Note = tuple[float, float, int, int, int]  # onset_s, duration_s, key, velocity, channel
+
+
+def _scale_key(root: int, degree: int) -> int:
+    """MIDI key of a (possibly negative or > 7) major-scale degree above ``root``."""
+    octave, step = divmod(degree, len(MAJOR_SCALE))
+    return root + 12 * octave + MAJOR_SCALE[step]
+
+
+def _triad(root: int, degree: int) -> list[int]:
+    return [_scale_key(root, degree + third) for third in (0, 2, 4)]
+
+
+def gm_notes(clip: GmClip, rng: np.random.Generator) -> list[Note]:
+    """The note sequence of a GM clip: 3.5-5 s of a seeded pattern.
+
+    Args:
+        clip: the clip definition.
+        rng: the clip's own generator (the sequence depends on nothing else).
+
+    Returns:
+        Notes as ``(onset_s, duration_s, key, velocity, channel)``.
+    """
+    beat = 60.0 / clip.bpm
+    length_s = float(rng.uniform(3.5, 5.0))
+    root = 60 + 12 * clip.octave + int(rng.integers(-5, 6))
+    n_beats = int(length_s / beat)
+    notes: list[Note] = []
+
+    def vel(base: int) -> int:
+        return int(np.clip(base + rng.integers(-8, 9), 1, 127))
+
+    if clip.pattern in ("melody", "slow_melody"):
+        step = beat / 2 if clip.pattern == "melody" else beat
+        degree, t = 0, 0.0
+        while t < length_s:
+            dur = step * float(rng.choice([1, 1, 1, 2]))
+            notes.append((t, dur * 0.95, _scale_key(root, degree), vel(96), 0))
+            degree = int(np.clip(degree + rng.choice([-2, -1, -1, 1, 1, 2, 3]), -3, 9))
+            t += dur
+    elif clip.pattern in ("chords", "sustained", "power_chords", "strum"):
+        beats_per_chord = {"chords": 1, "sustained": 4, "power_chords": 1, "strum": 1}[clip.pattern]
+        for i in range(max(n_beats // beats_per_chord, 2)):
+            t = i * beats_per_chord * beat
+            chord_root = PROGRESSION[(i * beats_per_chord // 4) % len(PROGRESSION)]  # one chord a bar
+            keys = _triad(root, chord_root)
+            if clip.pattern == "power_chords":
+                keys = [keys[0], keys[0] + 7, keys[0] + 12]
+            for j, key in enumerate(keys):
+                # Strummed strings sound one after another, a few ms apart.
+                delay = 0.015 * j if clip.pattern == "strum" else 0.0
+                notes.append((t + delay, beats_per_chord * beat * 0.9, key, vel(88), 0))
+    elif clip.pattern == "arpeggio":
+        step = beat / 4
+        for i in range(int(length_s / step)):
+            chord_root = PROGRESSION[(i // 8) % len(PROGRESSION)]
+            keys = _triad(root, chord_root)
+            pattern = keys + [keys[0] + 12, keys[2], keys[1]]
+            notes.append((i * step, step * 1.5, pattern[i % 6], vel(90), 0))
+    elif clip.pattern == "scale":
+        step = beat / 4
+        span = 8 + int(rng.integers(0, 4))
+        up_down = list(range(span)) + list(range(span - 2, 0, -1))
+        for i in range(int(length_s / step)):
+            notes.append((i * step, step * 0.9, _scale_key(root, up_down[i % len(up_down)]), vel(92), 0))
+    elif clip.pattern in ("bass_line", "oompah"):
+        for i in range(n_beats):
+            chord = _triad(root, PROGRESSION[(i // 4) % len(PROGRESSION)])
+            if clip.pattern == "oompah":
+                key = chord[0] if i % 2 == 0 else chord[2] - 12
+            else:
+                key = chord[i % 3] if rng.random() < 0.7 else chord[0] + 12
+            notes.append((i * beat, beat * 0.85, key, vel(100), 0))
+    elif clip.pattern == "low_hits":
+        rhythm = [1.0, 0.5, 0.5, 1.0, 1.0]
+        t, i = 0.0, 0
+        while t < length_s:
+            key = root if i % 3 else root + 7
+            notes.append((t, 0.4, key, vel(110 if i % 4 == 0 else 90), 0))
+            t += beat * rhythm[i % len(rhythm)]
+            i += 1
+    elif clip.pattern.startswith("drums_"):
+        notes = _drum_notes(clip.pattern, beat, length_s, vel)
+    elif clip.pattern in ("sfx_hold", "sfx_breaths"):
+        hold = length_s if clip.pattern == "sfx_hold" else 1.2
+        t = 0.0
+        while t < length_s:
+            notes.append((t, min(hold, length_s - t), root, vel(100), 0))
+            t += hold + (0.3 if clip.pattern == "sfx_breaths" else 0.0)
+    elif clip.pattern == "sfx_hits":
+        t = 0.0
+        while t < length_s:
+            notes.append((t, 0.3, root + int(rng.integers(-3, 4)), vel(100), 0))
+            t += beat * float(rng.choice([0.25, 0.5, 0.5, 1.0]))
+    elif clip.pattern == "sfx_rings":
+        # A bell telephone: two rings, a pause, two rings (the GM sample is one short ring).
+        for t in np.arange(0.0, length_s, 2.5):
+            for burst in (0.0, 0.5):
+                notes.append((float(t) + burst, 0.45, root, vel(100), 0))
+    else:
+        raise ValueError(f"unknown GM pattern {clip.pattern!r} of clip {clip.name!r}")
+    return notes
+
+
+# GM percussion keys (channel 10).
+KICK, SNARE, CLAP, HAT, OPEN_HAT, CRASH, RIDE = 36, 38, 39, 42, 46, 49, 51
+TOM_LOW, TOM_MID, TOM_HIGH = 45, 47, 50
+TAMBOURINE, COWBELL, HI_BONGO, LO_BONGO, MUTE_CONGA, OPEN_CONGA, LO_CONGA, CLAVES = (
+    54, 56, 60, 61, 62, 63, 64, 75,
+)
+
+
+def _drum_notes(pattern: str, beat: float, length_s: float, vel: Callable[[int], int]) -> list[Note]:
+    """Drum-kit patterns as 16th-note grids: ``{key: steps of a one-bar (16-step) loop}``."""
+    grids: dict[str, dict[int, tuple[int, ...]]] = {
+        "drums_rock": {KICK: (0, 8, 10), SNARE: (4, 12), HAT: (0, 2, 4, 6, 8, 10, 12, 14)},
+        "drums_fast": {KICK: (0, 3, 8, 11), SNARE: (4, 12), HAT: tuple(range(16)), OPEN_HAT: (14,)},
+        "drums_ride": {KICK: (0, 10), SNARE: (8,), RIDE: (0, 4, 6, 8, 12, 14)},
+        "drums_toms": {
+            TOM_HIGH: (0, 1, 2, 3), TOM_MID: (4, 5, 6, 7), TOM_LOW: (8, 9, 10, 11), KICK: (12,), CRASH: (12,),
+        },
+        "drums_latin": {
+            HI_BONGO: (0, 3, 6, 10), LO_BONGO: (2, 8, 14), MUTE_CONGA: (4, 12), OPEN_CONGA: (7, 15), LO_CONGA: (11,),
+        },
+        "drums_cowbell": {COWBELL: (0, 4, 8, 12), CLAVES: (0, 3, 6, 10, 12)},
+        "drums_tambourine": {TAMBOURINE: (0, 2, 4, 6, 8, 10, 12, 14)},
+        "drums_claps": {CLAP: (0, 4, 8, 12, 14), KICK: (0, 8)},
+    }
+    if pattern not in grids:
+        raise ValueError(f"unknown drum pattern {pattern!r}")
+    step = beat / 4
+    notes: list[Note] = []
+    for i in range(int(length_s / step)):
+        for key, steps in grids[pattern].items():
+            if i % 16 in steps:
+                accent = 110 if i % 4 == 0 else 85
+                notes.append((i * step, 0.2, key, vel(accent), GM_DRUM_CHANNEL))
+    return notes
+
+
+def render_gm(clip: GmClip, notes: list[Note], soundfont: bytes) -> np.ndarray:
+    """Render notes with tinysoundfont; returns (n_samples,) float64 mono at GM_RENDER_RATE.
+
+    A fresh synth per clip keeps clips independent of each other's release tails.
+    """
+    import tinysoundfont
+
+    synth = tinysoundfont.Synth(samplerate=GM_RENDER_RATE)
+    sfid = synth.sfload(soundfont)
+    synth.program_select(0, sfid, 0, clip.program)
+    synth.program_select(GM_DRUM_CHANNEL, sfid, 128, 0, is_drums=True)
+    events = []  # (sample, order, kind, channel, key, velocity); note-offs sort first
+    for onset, duration, key, velocity, channel in notes:
+        events.append((round(onset * GM_RENDER_RATE), 1, "on", channel, key, velocity))
+        events.append((round((onset + duration) * GM_RENDER_RATE), 0, "off", channel, key, 0))
+    events.sort()
+    # A second of tail lets releases and reverb ring out; trimming removes what is silent.
+    total = events[-1][0] + GM_RENDER_RATE
+    out = np.zeros((total, 2), dtype=np.float32)
+    position = 0
+    for sample, _, kind, channel, key, velocity in events + [(total, 0, "end", 0, 0, 0)]:
+        if sample > position:
+            block = synth.generate_simple(sample - position)
+            out[position:sample] = np.frombuffer(block, dtype=np.float32).reshape(-1, 2)
+            position = sample
+        if kind == "on":
+            synth.noteon(channel, key, velocity)
+        elif kind == "off":
+            synth.noteoff(channel, key)
+    return out.astype(np.float64).mean(axis=1)
+
+
+def read_gm() -> list[SourceClip]:
+    """Render every clip of ``GM_CLIPS`` from the pretty_midi SoundFont."""
+    sf2 = resources.files("pretty_midi").joinpath("TimGM6mb.sf2").read_bytes()
+    digest = hashlib.sha256(sf2).hexdigest()
+    if digest != SOUNDFONT_SHA256:
+        raise SystemExit(f"pretty_midi's TimGM6mb.sf2 has sha256 {digest}, expected {SOUNDFONT_SHA256}")
+    logger.info("pretty_midi %s TimGM6mb.sf2 sha256 %s", metadata.version("pretty_midi"), digest)
+    clips = []
+    for index, clip in enumerate(tqdm(GM_CLIPS, desc="render GM")):
+        rng = np.random.default_rng([GM_SEED, index])
+        clips.append(
+            SourceClip(
+                source="gm",
+                index=index,
+                original_name=clip.name,
+                audio=render_gm(clip, gm_notes(clip, rng), sf2),
+                sample_rate=GM_RENDER_RATE,
+                licence=GM_LICENCE,
+                credit=GM_CREDIT,
+            )
+        )
+    return clips
+
+
+# --------------------------------------------------------------------------- conditioning
+
+
+def condition(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Resample to 16 kHz, trim silence, cap at 10 s and peak-normalise to -1 dBFS.
+
+    Args:
+        audio: (n_samples,) mono float64.
+        sample_rate: its rate in Hz.
+
+    Returns:
+        (n,) float64 at SAMPLE_RATE; empty when nothing rises above the silence threshold.
+    """
+    ratio = Fraction(SAMPLE_RATE, sample_rate)
+    audio = resample_poly(audio, ratio.numerator, ratio.denominator)
+    frame = round(TRIM_FRAME_S * SAMPLE_RATE)
+    n_frames = len(audio) // frame + (len(audio) % frame > 0)
+    if n_frames == 0:
+        return audio[:0]
+    padded = np.zeros(n_frames * frame)
+    padded[: len(audio)] = audio
+    rms = np.sqrt(np.mean(padded.reshape(n_frames, frame) ** 2, axis=1))  # (n_frames,)
+    if rms.max() == 0:
+        return audio[:0]
+    loud = np.flatnonzero(rms >= rms.max() * 10 ** (TRIM_THRESHOLD_DB / 20))
+    margin = round(TRIM_MARGIN_S * SAMPLE_RATE)
+    start = max(loud[0] * frame - margin, 0)
+    stop = min((loud[-1] + 1) * frame + margin, len(audio))
+    audio = audio[start:stop]
+    max_len = round(MAX_DURATION_S * SAMPLE_RATE)
+    if len(audio) > max_len:
+        audio = audio[:max_len].copy()
+        fade = round(TRUNCATION_FADE_S * SAMPLE_RATE)
+        audio[-fade:] *= np.linspace(1.0, 0.0, fade)
+    return audio * (10 ** (PEAK_DBFS / 20) / np.abs(audio).max())
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def assign_splits(groups: dict[str, list[str]]) -> dict[str, str]:
+    """Assign whole groups of clips to train/val/test, about 70/15/15 of the clips.
+
+    Groups are visited in the order of the sha256 of their name, which is fixed but
+    unrelated to content; each goes to the split furthest below its target share.
+
+    Args:
+        groups: group name -> clip ids of one source.
+
+    Returns:
+        clip id -> split.
+    """
+    counts = dict.fromkeys(SPLIT_FRACTIONS, 0)
+    splits: dict[str, str] = {}
+    order = sorted(groups, key=lambda g: hashlib.sha256(f"minicaps/{g}".encode()).hexdigest())
+    for group in order:
+        members = groups[group]
+        total = sum(counts.values()) + len(members)
+        split = max(SPLIT_FRACTIONS, key=lambda s: SPLIT_FRACTIONS[s] * total - counts[s])
+        counts[split] += len(members)
+        for clip_id in members:
+            splits[clip_id] = split
+    return splits
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder so readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def flac_bytes(audio: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def load_captions(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """(source, original_name) -> (group, caption) from the hand-written table."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    table: dict[tuple[str, str], tuple[str, str]] = {}
+    for row in rows:
+        key = (row["source"], row["original_name"])
+        if key in table:
+            raise SystemExit(f"{path}: {key} appears twice")
+        caption = row["caption"].strip()
+        if not caption:
+            raise SystemExit(f"{path}: {key} has no caption")
+        table[key] = (row["group"].strip() or row["original_name"], caption)
+    duplicates = [c for c, n in Counter(c for _, c in table.values()).items() if n > 1]
+    if duplicates:
+        raise SystemExit(f"{path}: captions used more than once: {duplicates}")
+    return table
+
+
+@dataclass(frozen=True)
+class Row:
+    audiocap_id: int
+    youtube_id: str
+    caption: str
+    source: str
+    licence: str
+    credit: str
+    num_samples: int
+    original_name: str
+    group: str
+
+
+def write_csv(path: Path, rows: list[Row]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(AUDIOCAPS_HEADER + EXTRA_HEADER)
+    for row in rows:
+        writer.writerow(
+            [row.audiocap_id, row.youtube_id, 0, row.caption, row.source, row.licence,
+             row.credit, f"{row.num_samples / SAMPLE_RATE:.4f}", row.original_name]
+        )
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+
+
+SOURCE_NOTES = {
+    "opensfx": (
+        "OpenSFX 1.0.3, the free base sound set of OpenTTD (Debian package `openttd-opensfx` "
+        f"{DEBS['openttd-opensfx']}, file `opensfx.cat`). The set as a whole is licensed "
+        "CC BY-SA 3.0; each clip's own licence (CC0 1.0, CC BY 3.0 or CC BY-SA 3.0) and credit "
+        "come from its catalogue entry and are listed below. Licence texts: "
+        "`/usr/share/games/openttd/baseset/opensfx/license.txt` in the package, "
+        "https://creativecommons.org/licenses/by-sa/3.0/, https://creativecommons.org/licenses/by/3.0/, "
+        "https://creativecommons.org/publicdomain/zero/1.0/. Upstream: https://github.com/OpenTTD/OpenSFX."
+    ),
+    "scratch": (
+        "The sound library of Scratch 1.4 (Debian package `scratch` "
+        f"{DEBS['scratch']}, `/usr/share/scratch/Media/Sounds`), Copyright (c) 2011 Massachusetts "
+        "Institute of Technology, licensed CC BY-SA 3.0 (`/usr/share/doc/scratch/copyright`: "
+        "`Files: Help/* Media/* Projects`, `License: CC-BY-SA-3.0`; "
+        "https://creativecommons.org/licenses/by-sa/3.0/)."
+    ),
+    "gm": (
+        "Rendered for lusebench with `tinysoundfont` from seeded note sequences defined in "
+        "`scripts/build_assets.py`, using the TimGM6mb General-MIDI SoundFont that the "
+        f"`pretty_midi` wheel ships (`pretty_midi/TimGM6mb.sf2`, sha256 `{SOUNDFONT_SHA256}`). "
+        "TimGM6mb is Copyright 2004 Tim Brechbill, 2010 David Bolton, licensed GPL-2 according "
+        "to Debian's `timgm6mb-soundfont` 1.3-5 copyright file (the pretty_midi wheel itself states "
+        "no licence for the file; its copy differs slightly in bytes from Debian's). The rendered "
+        "clips are therefore distributed under GPL-2.0-only."
+    ),
+}
+CHANGES_NOTE = (
+    "Changes made to every clip (as CC BY / CC BY-SA require us to say): mixed to mono, "
+    "resampled to 16 kHz, leading and trailing silence trimmed, cut to at most 10 s "
+    "(with a 20 ms fade-out where cut), peak-normalised to -1 dBFS, stored as 16-bit FLAC."
+)
+
+
+def write_docs(out: Path, rows_by_split: dict[str, list[Row]], excluded: list[tuple[str, str, str]]) -> None:
+    """Write minicaps/README.md and minicaps/LICENSES.md."""
+    all_rows = [r for rows in rows_by_split.values() for r in rows]
+    sources = ("opensfx", "scratch", "gm")
+    total_s = sum(r.num_samples for r in all_rows) / SAMPLE_RATE
+    lines = [
+        "# minicaps: the small captioned corpus embedded in lusebench",
+        "",
+        "A few hundred short, freely licensed sound clips with one human-written caption each, in",
+        "the AudioCaps layout (`train.csv`, `val.csv`, `test.csv` with columns",
+        "`audiocap_id, youtube_id, start_time, caption`, plus `source, licence, credit, duration_s,",
+        "original_name`; audio in `audio/<youtube_id>.flac`), so the AudioCaps loader reads it",
+        "unchanged and every lusebench command runs with no download. `youtube_id` is not a",
+        "YouTube id here but the clip's file stem; `start_time` is 0.",
+        "",
+        "It is a smoke-test and demo corpus, not a substitute for AudioCaps: results on it are not",
+        "comparable with the paper's.",
+        "",
+        "Audio: mono, 16 kHz, 16-bit FLAC, silence trimmed, 0.5-10 s, peak -1 dBFS.",
+        "Captions: one per clip, all distinct, written by hand from the source file names and",
+        "credits (`scripts/minicaps_captions.csv`), not from listening tests; treat them as",
+        "approximate. Clips cut from the same recording, or near-duplicates, share a `group` there",
+        "and are kept in one split; no clip and no caption is in two splits.",
+        "",
+        "Rebuild: `python scripts/build_assets.py --out lusebench/assets` (downloads the pinned",
+        "Debian packages with `apt-get download`); `SHA256SUMS` lists every audio file.",
+        "",
+        "## Counts",
+        "",
+        "| split | " + " | ".join(sources) + " | clips | duration (s) |",
+        "|---|" + "---|" * (len(sources) + 2),
+    ]
+    for split, rows in rows_by_split.items():
+        per_source = Counter(r.source for r in rows)
+        seconds = sum(r.num_samples for r in rows) / SAMPLE_RATE
+        lines.append(
+            f"| {split} | " + " | ".join(str(per_source[s]) for s in sources)
+            + f" | {len(rows)} | {seconds:.1f} |"
+        )
+    per_source = Counter(r.source for r in all_rows)
+    lines.append("| all | " + " | ".join(str(per_source[s]) for s in sources) + f" | {len(all_rows)} | {total_s:.1f} |")
+    lines += [
+        "",
+        "## Sources and licences",
+        "",
+        *(f"- **{s}**: {SOURCE_NOTES[s]}" for s in sources),
+        "",
+        "Licences per clip: " + ", ".join(f"{k}: {v}" for k, v in sorted(Counter(r.licence for r in all_rows).items()))
+        + ". See `LICENSES.md` for the per-clip credits.",
+        "",
+        "## Left out",
+        "",
+        "Clips shorter than 0.5 s after trimming, or silent:",
+        "",
+        *(f"- {source} `{name}`: {why}" for source, name, why in excluded),
+        "",
+    ]
+    atomic_write_bytes(out / "README.md", "\n".join(lines).encode("utf-8"))
+
+    lic = [
+        "# minicaps licences and credits",
+        "",
+        CHANGES_NOTE,
+        "",
+        *(f"## {s}\n\n{SOURCE_NOTES[s]}\n" for s in sources),
+        "## Per clip",
+        "",
+        "| file | split | source | licence | original | credit |",
+        "|---|---|---|---|---|---|",
+    ]
+    for split, rows in rows_by_split.items():
+        for r in sorted(rows, key=lambda r: r.youtube_id):
+            credit = r.credit.replace("|", "/")
+            lic.append(f"| {r.youtube_id}.flac | {split} | {r.source} | {r.licence} | {r.original_name} | {credit} |")
+    atomic_write_bytes(out / "LICENSES.md", ("\n".join(lic) + "\n").encode("utf-8"))
+
+
+def write_hrtf(tree: Path, out: Path) -> None:
+    """Copy the MIT KEMAR SOFA file as is and write its licence note."""
+    src = tree / SOFA_MEMBER
+    dst = out / "MIT_KEMAR_normal_pinna.sofa"
+    atomic_write_bytes(dst, src.read_bytes())
+    text = f"""# MIT KEMAR HRTF (normal pinna), SOFA
+
+File: `MIT_KEMAR_normal_pinna.sofa`, copied unchanged from the Debian package `libmysofa1`
+{DEBS['libmysofa1']} (`/{SOFA_MEMBER}`), sha256 `{sha256_file(dst)}`.
+SimpleFreeFieldHRIR, 710 directions, 512 taps, 44.1 kHz.
+
+Measurements: Bill Gardner and Keith Martin, MIT Media Lab Machine Listening Group, 1994.
+
+Licence (Debian `libmysofa1` copyright file, `License: mit-kemar`):
+
+> This data is Copyright 1994 by the MIT Media Laboratory. It is provided free with no
+> restrictions on use, provided the authors are cited when the data is used in any research
+> or commercial application.
+
+The SOFA file's own `GLOBAL_License` attribute reads "No license provided, ask the author for
+permission", a default written by the SOFA conversion, not a statement by the authors; the
+terms above are the MIT Media Lab's.
+
+Cite:
+
+W. G. Gardner and K. D. Martin, "HRTF measurements of a KEMAR", The Journal of the Acoustical
+Society of America 97(6), 3907-3908, 1995. https://doi.org/10.1121/1.412407
+"""
+    atomic_write_bytes(out / "LICENSE.md", text.encode("utf-8"))
+
+
+def build(out: Path, work: Path) -> None:
+    """Fetch the sources into ``work`` and write ``out/hrtf`` and ``out/minicaps``."""
+    trees = fetch_debs(work)
+    write_hrtf(trees["libmysofa1"], out / "hrtf")
+
+    captions = load_captions(CAPTIONS_CSV)
+    sources = (
+        read_opensfx(trees["openttd-opensfx"] / OPENSFX_CAT)
+        + read_scratch(trees["scratch"] / SCRATCH_SOUNDS)
+        + read_gm()
+    )
+    used = set()
+    missing = [(c.source, c.original_name) for c in sources if (c.source, c.original_name) not in captions]
+    if missing:
+        raise SystemExit(f"{CAPTIONS_CSV} has no caption for {missing}")
+
+    corpus = out / "minicaps"
+    audio_dir = corpus / "audio"
+    if audio_dir.exists():
+        # Stale files from an older build would otherwise survive next to the new ones.
+        shutil.rmtree(audio_dir)
+    audio_dir.mkdir(parents=True)
+    rows: list[Row] = []
+    excluded: list[tuple[str, str, str]] = []
+    for clip in tqdm(sources, desc="condition"):
+        key = (clip.source, clip.original_name)
+        used.add(key)
+        group, caption = captions[key]
+        audio = condition(clip.audio, clip.sample_rate)
+        if len(audio) < round(MIN_DURATION_S * SAMPLE_RATE):
+            excluded.append((clip.source, clip.original_name, f"{len(audio) / SAMPLE_RATE:.2f} s after trimming"))
+            continue
+        youtube_id = f"{clip.source}-{clip.index:03d}"
+        atomic_write_bytes(audio_dir / f"{youtube_id}.flac", flac_bytes(audio))
+        rows.append(
+            Row(len(rows) + 1, youtube_id, caption, clip.source, clip.licence, clip.credit,
+                len(audio), clip.original_name, f"{clip.source}/{group}")
+        )
+    unused = sorted(set(captions) - used)
+    if unused:
+        raise SystemExit(f"{CAPTIONS_CSV} has captions for clips that do not exist: {unused}")
+
+    splits: dict[str, str] = {}
+    for source in ("opensfx", "scratch", "gm"):
+        groups: dict[str, list[str]] = {}
+        for row in rows:
+            if row.source == source:
+                groups.setdefault(row.group, []).append(row.youtube_id)
+        splits.update(assign_splits(groups))
+    rows_by_split = {split: [r for r in rows if splits[r.youtube_id] == split] for split in SPLIT_FRACTIONS}
+    for split, split_rows in rows_by_split.items():
+        write_csv(corpus / f"{split}.csv", split_rows)
+    sums = "".join(
+        f"{sha256_file(p)}  audio/{p.name}\n" for p in sorted(audio_dir.glob("*.flac"))
+    )
+    atomic_write_bytes(corpus / "SHA256SUMS", sums.encode("ascii"))
+    write_docs(corpus, rows_by_split, excluded)
+    for split, split_rows in rows_by_split.items():
+        logger.info(
+            "%s: %d clips (%s), %.1f s", split, len(split_rows),
+            dict(Counter(r.source for r in split_rows)),
+            sum(r.num_samples for r in split_rows) / SAMPLE_RATE,
+        )
+    logger.info("excluded %d clips; wrote %s", len(excluded), out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("lusebench/assets"), help="assets folder to write")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder for downloads (default: a temp dir)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+        build(args.out, args.work)
+    else:
+        with tempfile.TemporaryDirectory(prefix="lusebench-assets-") as work:
+            build(args.out, Path(work))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
