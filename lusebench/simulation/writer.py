@@ -151,10 +151,10 @@ def _row(config: SimulationConfig, recipe: Recipe, checksums: dict[str, tuple[st
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(config: SimulationConfig, out: str) -> None:
+def _init_worker(config: SimulationConfig, out: str, inputs: tuple[Corpus, Renderer] | None = None) -> None:
     # One thread per process: processes scale, and torch 2.13's MKL threads can hang after fork.
     torch.set_num_threads(1)
-    corpus, renderer = _open_inputs(config)
+    corpus, renderer = inputs if inputs is not None else _open_inputs(config)
     _STATE.update(config=config, out=Path(out), corpus=corpus, renderer=renderer, clips=corpus.split(config.split))
 
 
@@ -162,14 +162,17 @@ def _marker(out: Path, mixture_id: str) -> Path:
     return out / _ROWS / f"{mixture_id}.json"
 
 
+def _read_marker(out: Path, mixture_id: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(_marker(out, mixture_id).read_text())
+    except (json.JSONDecodeError, OSError):
+        return None
+
+
 def _finished_row(out: Path, mixture_id: str) -> dict[str, Any] | None:
     """The row of a mixture whose marker exists and whose files match their checksums."""
-    marker = _marker(out, mixture_id)
-    if not marker.is_file():
-        return None
-    try:
-        row = json.loads(marker.read_text())
-    except (json.JSONDecodeError, OSError):
+    row = _read_marker(out, mixture_id)
+    if row is None:
         return None
     for key, value in row.items():
         if key.endswith("_path"):
@@ -247,10 +250,12 @@ def write_manifest(out: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def _iterate(indices: list[int], config: SimulationConfig, out: Path, workers: int) -> Iterator[str]:
+def _iterate(
+    indices: list[int], config: SimulationConfig, out: Path, workers: int, inputs: tuple[Corpus, Renderer]
+) -> Iterator[str]:
     if workers <= 1:
         threads = torch.get_num_threads()
-        _init_worker(config, str(out))
+        _init_worker(config, str(out), inputs)
         try:
             yield from map(_render_one, indices)
         finally:
@@ -287,8 +292,8 @@ def simulate(
     out = Path(out)
     if workers < 1:
         raise LusebenchError(f"--workers must be at least 1, got {workers}")
-    corpus, _ = _open_inputs(config)  # fails early on a bad corpus or SOFA file
-    corpus.check(config.split)
+    inputs = _open_inputs(config)  # fails early on a bad corpus or SOFA file
+    inputs[0].check(config.split)
     created = _prepare_folder(out, config)
     start = time.perf_counter()
     indices = list(range(shard.index, config.num_mixtures, shard.count))
@@ -297,7 +302,7 @@ def simulate(
         _write_static_files(out, config)
         bar = tqdm(total=len(indices), desc=f"simulate {out.name}", unit="mix", disable=not progress)
         with bar:
-            for outcome in _iterate(indices, config, out, workers):
+            for outcome in _iterate(indices, config, out, workers, inputs):
                 counts[outcome] += 1
                 bar.update()
     except BaseException:
@@ -307,7 +312,8 @@ def simulate(
     log.info(
         "%d mixtures written, %d already there, in %.1f s", counts["written"], counts["skipped"], time.perf_counter() - start
     )
-    rows = [_finished_row(out, mixture) for mixture in _mixture_ids(config)]
+    # Markers are only written after their files, and were checked when skipped: no re-hashing.
+    rows = [_read_marker(out, mixture) for mixture in _mixture_ids(config)]
     if any(row is None for row in rows):
         pending = sum(row is None for row in rows)
         log.info("%d mixtures of the set are still to render (other shards); no manifest yet", pending)
