@@ -103,7 +103,103 @@ def _run_hrtf(args: argparse.Namespace) -> int:
     return 0
 
 
-_PARSERS = [_add_simulate_parser, _add_hrtf_parser]
+_SUBMISSION_FORMAT = """\
+submission format (docs/submission-format.md):
+  SUBMISSION/
+    system.json              {"name": str, "tasks": ["extraction", "localization"] (either or both),
+                              "parameters": int or null, "description": str, "link": str,
+                              optional "channels": 1|2 (input channels used), "gcc_phat": bool}
+    audio/<mixture_id>.flac  extraction: the target's binaural image as it sits in the mixture,
+      (or .wav)              2 channels (left, right), the data's sample rate and length, finite,
+                             neither channel all zero; one file per mixture of the manifest
+    doa.csv                  localization: header "mixture_id,azimuth_deg", one row per mixture;
+                             degrees, 0 = front, 90 = left; wrapped into [0, 360)
+    doa_likelihood.npy       localization, instead of (or beside) doa.csv: float array of shape
+                             (num_mixtures, 360) in manifest order, bin i = i deg; the argmax is
+                             the prediction; doa.csv wins when both are given
+  A single-task system leaves the other part out and is scored on its task alone.
+  Every problem is listed at once; an invalid submission exits with code 2 and writes nothing.
+"""
+
+
+def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="check and score a submission, write results.json, items.csv and Figs. 2-4",
+        description="Check a submission against a dataset folder, score every item (SI-SNR(i), SDR(i), "
+        "BSS-eval SDR(i), ITD/ILD error, DoA accuracy/MAE), aggregate with 95% confidence intervals "
+        "and draw Figs. 2-4.",
+        epilog=_SUBMISSION_FORMAT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("submission", type=Path, help="submission folder")
+    p.add_argument("--data", type=Path, required=True, help="dataset folder the submission answers")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default SUBMISSION/results)")
+    p.add_argument("--check-only", action="store_true", help="run the checks only; write nothing")
+    p.add_argument("--workers", type=int, default=2, help="processes of one thread each (default 2)")
+    p.add_argument("--no-figures", action="store_true", help="skip Figs. 2-4")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from lusebench.benchmark.evaluate import check, evaluate
+
+    if args.check_only:
+        submission = check(args.submission, args.data, workers=args.workers)
+        print(f"submission {submission.path} passes every check ({', '.join(submission.tasks)})")
+        return 0
+    results = evaluate(args.submission, args.data, args.out, workers=args.workers, figures=not args.no_figures)
+    for key, cell in results.summary["metrics"]["overall"].items():
+        ci = "" if cell["ci95"] is None else f" +- {cell['ci95']:.2f}"
+        print(f"{key:>20} {cell['mean']:9.2f}{ci}  (n={cell['n']})")
+    print(f"results written to {results.folder}")
+    return 0
+
+
+def _add_reference_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reference",
+        help="write a reference submission (mixture, oracle or random) to test a pipeline",
+        description="mixture: the mixture passed through (SI-SNRi 0 dB); oracle: the reference image and "
+        "true azimuth (the ceiling); random: uniform azimuths (about 2.8% accuracy, 90 deg MAE).",
+    )
+    p.add_argument("kind", choices=["mixture", "oracle", "random"])
+    p.add_argument("--data", type=Path, required=True, help="dataset folder")
+    p.add_argument("--out", type=Path, required=True, help="submission folder to write")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random azimuths (default 0)")
+    p.set_defaults(func=_run_reference)
+
+
+def _run_reference(args: argparse.Namespace) -> int:
+    from lusebench.benchmark.reference import write_reference
+
+    print(f"wrote {write_reference(args.kind, args.data, args.out, seed=args.seed)}")
+    return 0
+
+
+def _add_figures_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "figures",
+        help="overlay several systems' results in Figs. 2-4",
+        description="Draw Fig. 2 (SI-SNRi by separation), Fig. 3 (DoA MAE by separation) and Fig. 4 "
+        "(MAE against SI-SNRi) for every results folder given, e.g. systems 3 and 5 for Fig. 2.",
+    )
+    p.add_argument("results", type=Path, nargs="+", help="results folders (or their results.json)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the PNG and PDF files")
+    p.add_argument("--labels", nargs="+", default=None, help="legend entries, one per results folder")
+    p.set_defaults(func=_run_figures)
+
+
+def _run_figures(args: argparse.Namespace) -> int:
+    from lusebench.benchmark.figures import draw_figures
+    from lusebench.benchmark.results import load_results
+
+    paths = draw_figures([load_results(r) for r in args.results], args.out, args.labels)
+    print(f"{len(paths)} files written to {args.out}")
+    return 0
+
+
+_PARSERS = [_add_simulate_parser, _add_hrtf_parser, _add_evaluate_parser, _add_reference_parser, _add_figures_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

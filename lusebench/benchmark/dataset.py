@@ -1,0 +1,107 @@
+"""Read a dataset folder through its documented files only (docs/dataset-format.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from lusebench.errors import LusebenchError
+
+REQUIRED_COLUMNS = (
+    "mixture_id",
+    "split",
+    "num_sources",
+    "sample_rate",
+    "num_samples",
+    "target_azimuth_deg",
+    "angular_separation_deg",
+    "mixture_path",
+    "target_path",
+    "mixture_sha256",
+    "target_sha256",
+)
+# Every set lusebench renders today is HRTF-only; a manifest or config may name another condition.
+DEFAULT_CONDITION = "anechoic"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset folder as the benchmark sees it.
+
+    Attributes:
+        path: the folder.
+        manifest: one row per mixture, in manifest order, with a ``condition`` column added.
+        fingerprint: sha256 hex over the sorted ``mixture_id:mixture_sha256:target_sha256`` lines.
+    """
+
+    path: Path
+    manifest: pd.DataFrame
+    fingerprint: str
+
+    @property
+    def mixture_ids(self) -> list[str]:
+        return self.manifest["mixture_id"].tolist()
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.manifest["sample_rate"].iloc[0])
+
+    def describe(self) -> dict:
+        """The ``dataset`` block of results.json."""
+        manifest = self.manifest
+        conditions = sorted(manifest["condition"].unique())
+        return {
+            "path": str(self.path),
+            "fingerprint": self.fingerprint,
+            "split": ",".join(sorted(manifest["split"].unique())),
+            "num_items": len(manifest),
+            "num_sources": sorted(int(n) for n in manifest["num_sources"].unique()),
+            "condition": ",".join(conditions),
+            "sample_rate": self.sample_rate,
+        }
+
+
+def dataset_fingerprint(manifest: pd.DataFrame) -> str:
+    """Sha256 hex of the sorted ``mixture_id:mixture_sha256:target_sha256`` lines, each ending in ``\\n``."""
+    lines = sorted(
+        f"{m}:{a}:{b}\n"
+        for m, a, b in zip(manifest["mixture_id"], manifest["mixture_sha256"], manifest["target_sha256"])
+    )
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def load_dataset(path: Path) -> Dataset:
+    """Read ``manifest.parquet`` (and ``config.json`` when present) of a dataset folder.
+
+    Raises:
+        LusebenchError: when the folder or manifest is missing, lacks a column, repeats a
+            mixture id, or mixes sample rates.
+    """
+    path = Path(path)
+    manifest_path = path / "manifest.parquet"
+    if not manifest_path.is_file():
+        raise LusebenchError(f"not a dataset folder (no manifest.parquet): {path}")
+    try:
+        manifest = pd.read_parquet(manifest_path)
+    except (OSError, ValueError) as error:
+        raise LusebenchError(f"cannot read {manifest_path}: {error}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise LusebenchError(f"{manifest_path} lacks column(s): {', '.join(missing)}")
+    if manifest.empty:
+        raise LusebenchError(f"{manifest_path} has no rows")
+    duplicated = manifest["mixture_id"][manifest["mixture_id"].duplicated()].tolist()
+    if duplicated:
+        raise LusebenchError(f"{manifest_path} repeats mixture id(s): {', '.join(duplicated[:5])}")
+    if manifest["sample_rate"].nunique() != 1:
+        raise LusebenchError(f"{manifest_path} mixes sample rates: {sorted(manifest['sample_rate'].unique())}")
+    if "condition" not in manifest.columns:
+        config_path = path / "config.json"
+        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        manifest = manifest.assign(condition=str(config.get("condition", DEFAULT_CONDITION)))
+    manifest = manifest.reset_index(drop=True)
+    return Dataset(path=path, manifest=manifest, fingerprint=dataset_fingerprint(manifest))

@@ -1,0 +1,244 @@
+"""Score a submission against a dataset folder: checks, per-item metrics in parallel, aggregation."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from lusebench import __version__
+from lusebench.benchmark.aggregate import aggregate
+from lusebench.benchmark.dataset import Dataset, load_dataset
+from lusebench.benchmark.metrics import (
+    DOA_TOLERANCE_DEG,
+    bss_sdr_db,
+    circular_error_deg,
+    folded_error_deg,
+    gcc_phat_itd_s,
+    ild_db,
+    sdr_db,
+    si_snr_db,
+)
+from lusebench.benchmark.results import SCHEMA_VERSION, Results, write_results
+from lusebench.benchmark.submission import Problem, Submission, SubmissionError, check_audio, load_submission
+from lusebench.io import read_audio
+
+logger = logging.getLogger(__name__)
+
+# Read by numpy/BLAS, OpenMP and torch (imported by fast_bss_eval) when a worker starts: one thread
+# per process, since torch 2.13's MKL can hang in batched linalg.solve with more.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+# What scoring one item returns: (mixture_id, problems, metrics).
+_Outcome = tuple[str, list[Problem], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class ItemJob:
+    """Everything one worker needs to check and score one mixture."""
+
+    mixture_id: str
+    mixture_path: Path
+    target_path: Path
+    num_samples: int
+    sample_rate: int
+    estimate_path: Path | None
+    predicted_azimuth_deg: float | None
+    target_azimuth_deg: float
+    score: bool
+
+
+def _extraction_metrics(estimate: np.ndarray, job: ItemJob) -> dict[str, float]:
+    mixture, _ = read_audio(job.mixture_path)
+    target, _ = read_audio(job.target_path)
+    signals = np.stack([estimate, mixture]).astype(np.float64)  # (2 = estimate|mixture, ears, time)
+    target = target.astype(np.float64)
+    record = {}
+    for name, metric in (("si_snr", si_snr_db), ("sdr", sdr_db), ("bss_sdr", bss_sdr_db)):
+        est_db, mix_db = metric(signals, target).mean(axis=-1)  # mean over ears
+        record[f"{name}_db"] = float(est_db)
+        record[f"{name}i_db"] = float(est_db - mix_db)
+    pair = np.stack([estimate, target]).astype(np.float64)  # (2 = estimate|target, ears, time)
+    itd_s = gcc_phat_itd_s(pair, job.sample_rate)
+    ild = ild_db(pair)
+    record["itd_error_us"] = float(abs(itd_s[0] - itd_s[1]) * 1e6)
+    record["ild_error_db"] = float(abs(ild[0] - ild[1]))
+    return record
+
+
+def _localization_metrics(job: ItemJob) -> dict[str, float]:
+    error = float(circular_error_deg(job.predicted_azimuth_deg, job.target_azimuth_deg))
+    return {
+        "doa_pred_deg": float(job.predicted_azimuth_deg),
+        "doa_error_deg": error,
+        "doa_error_folded_deg": float(folded_error_deg(job.predicted_azimuth_deg, job.target_azimuth_deg)),
+        "doa_correct_pct": 100.0 if error <= DOA_TOLERANCE_DEG else 0.0,
+    }
+
+
+def score_item(job: ItemJob) -> _Outcome:
+    """Check one mixture's estimate and, when ``job.score`` and it passes, compute its metrics.
+
+    Returns:
+        ``(mixture_id, problems, metrics)``; metrics is empty when not scored.
+    """
+    record: dict[str, float] = {}
+    if job.estimate_path is not None:
+        estimate, problems = check_audio(job.estimate_path, job.num_samples, job.sample_rate)
+        if problems:
+            return job.mixture_id, problems, {}
+        if job.score:
+            record.update(_extraction_metrics(estimate, job))
+    if job.score and job.predicted_azimuth_deg is not None:
+        record.update(_localization_metrics(job))
+    return job.mixture_id, [], record
+
+
+@contextmanager
+def _one_thread_per_child() -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in _THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_jobs(jobs: list[ItemJob], workers: int, progress: bool) -> list[_Outcome]:
+    bar = dict(total=len(jobs), desc="scoring" if jobs and jobs[0].score else "checking", unit="item", disable=not progress)
+    if workers <= 1:
+        return [score_item(job) for job in tqdm(jobs, **bar)]
+    # spawn, not fork: a forked child inherits the parent's thread pools (and torch's) half-initialised.
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    with executor:
+        chunksize = max(1, min(16, len(jobs) // (4 * workers)))
+        with _one_thread_per_child():  # map submits every chunk now, so every worker starts in here
+            outcomes = executor.map(score_item, jobs, chunksize=chunksize)
+        return list(tqdm(outcomes, **bar))
+
+
+def _jobs(submission: Submission, dataset: Dataset, score: bool) -> list[ItemJob]:
+    jobs = []
+    for row in dataset.manifest.itertuples(index=False):
+        estimate = submission.audio.get(row.mixture_id)
+        azimuth = submission.azimuths_deg.get(row.mixture_id)
+        if estimate is None and azimuth is None:
+            continue
+        jobs.append(
+            ItemJob(
+                mixture_id=row.mixture_id,
+                mixture_path=dataset.path / row.mixture_path,
+                target_path=dataset.path / row.target_path,
+                num_samples=int(row.num_samples),
+                sample_rate=int(row.sample_rate),
+                estimate_path=estimate,
+                predicted_azimuth_deg=azimuth,
+                target_azimuth_deg=float(row.target_azimuth_deg),
+                score=score,
+            )
+        )
+    return jobs
+
+
+def _checked(
+    submission_path: Path, dataset: Dataset, workers: int, progress: bool, score: bool
+) -> tuple[Submission, list[_Outcome]]:
+    submission = load_submission(submission_path, dataset)
+    # A structurally broken submission is still decoded, to report every problem at once.
+    outcomes = _run_jobs(_jobs(submission, dataset, score and not submission.problems), workers, progress)
+    problems = list(submission.problems) + [p for _, item_problems, _ in outcomes for p in item_problems]
+    if problems:
+        raise SubmissionError(submission.path, problems)
+    return submission, outcomes
+
+
+def check(submission: Path, data: Path, *, workers: int = 2, progress: bool = True) -> Submission:
+    """Run every check of a submission against a dataset folder, without scoring.
+
+    Raises:
+        SubmissionError: listing every problem found.
+        LusebenchError: when the dataset or submission folder cannot be read at all.
+    """
+    submission_checked, _ = _checked(Path(submission), load_dataset(data), workers, progress, score=False)
+    return submission_checked
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def evaluate(
+    submission: Path,
+    data: Path,
+    out: Path | None = None,
+    *,
+    workers: int = 2,
+    figures: bool = True,
+    progress: bool = True,
+) -> Results:
+    """Check a submission, score every item, aggregate, and write the results folder.
+
+    Args:
+        submission: the submission folder (docs/submission-format.md).
+        data: the dataset folder it answers (docs/dataset-format.md).
+        out: results folder; ``SUBMISSION/results`` by default.
+        workers: processes of one thread each (1 = in this process).
+        figures: draw Figs. 2-4 into ``out/figures``.
+        progress: show a progress bar.
+
+    Returns:
+        The results (results.json content, per-item table, folder).
+
+    Raises:
+        SubmissionError: listing every problem; nothing is written then.
+        LusebenchError: when the dataset or submission folder cannot be read at all.
+    """
+    started = time.perf_counter()
+    submission = Path(submission)
+    out = submission / "results" if out is None else Path(out)
+    dataset = load_dataset(data)
+    checked, outcomes = _checked(submission, dataset, workers, progress, score=True)
+    by_id = {mixture_id: record for mixture_id, _, record in outcomes}
+    columns = ["mixture_id", "num_sources", "condition", "angular_separation_deg", "target_azimuth_deg"]
+    items = dataset.manifest[columns].copy()
+    records = pd.DataFrame([by_id.get(m, {}) for m in items["mixture_id"]], index=items.index)
+    items = pd.concat([items, records], axis=1)
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "lusebench_version": __version__,
+        "git_commit": _git_commit(),
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "dataset": dataset.describe(),
+        "system": checked.system.to_dict(),
+        "metrics": aggregate(items),
+    }
+    summary["wall_time_s"] = round(time.perf_counter() - started, 3)
+    results = write_results(out, summary, items)
+    if figures:
+        from lusebench.benchmark.figures import draw_figures  # matplotlib only when drawing
+
+        draw_figures([results], out / "figures")
+    logger.info("scored %d items of %s in %.1f s -> %s", len(items), checked.system.name, summary["wall_time_s"], out)
+    return results

@@ -1,0 +1,115 @@
+"""The paper's Figs. 2-4 for one or several systems, at one-column width, as PNG and PDF."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from lusebench.benchmark.results import Results
+from lusebench.errors import LusebenchError
+from lusebench.io import atomic_write
+
+logger = logging.getLogger(__name__)
+
+# An IEEE column is 3.5 in wide; 8 pt text stays readable when printed at that size.
+_SIZE_IN = (3.5, 2.4)
+_FONT_PT = 8
+_FORMATS = ("png", "pdf")
+
+
+def _save(figure: Figure, out: Path, stem: str) -> list[Path]:
+    figure.tight_layout(pad=0.3)
+    paths = []
+    for fmt in _FORMATS:
+        path = out / f"{stem}.{fmt}"
+        atomic_write(path, lambda tmp, fmt=fmt: figure.savefig(tmp, format=fmt, dpi=300))
+        paths.append(path)
+    return paths
+
+
+def _new_figure() -> tuple[Figure, object]:
+    figure = Figure(figsize=_SIZE_IN)
+    axes = figure.add_subplot()
+    axes.tick_params(labelsize=_FONT_PT)
+    axes.grid(axis="y", alpha=0.3)
+    return figure, axes
+
+
+def _bars_by_separation(results: Sequence[Results], labels: Sequence[str], key: str, ylabel: str) -> Figure:
+    figure, axes = _new_figure()
+    edges = results[0].summary["metrics"]["by_separation"]["bins_deg"]
+    centres = np.arange(len(edges) - 1)
+    width = 0.8 / len(results)
+    for k, (result, label) in enumerate(zip(results, labels)):
+        cells = result.summary["metrics"]["by_separation"][key]
+        means = [np.nan if c["mean"] is None else c["mean"] for c in cells]
+        errors = [0.0 if c["ci95"] is None else c["ci95"] for c in cells]
+        axes.bar(centres + (k - (len(results) - 1) / 2) * width, means, width, yerr=errors, capsize=1.5,
+                 label=label, error_kw={"elinewidth": 0.6})
+    axes.set_xticks(centres, [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])], rotation=45, fontsize=_FONT_PT - 1)
+    axes.set_xlabel("Inter-source separation (deg)", fontsize=_FONT_PT)
+    axes.set_ylabel(ylabel, fontsize=_FONT_PT)
+    axes.legend(fontsize=_FONT_PT - 1, frameon=False)
+    return figure
+
+
+def _scatter(results: Sequence[Results], labels: Sequence[str]) -> Figure:
+    figure, axes = _new_figure()
+    for result, label in zip(results, labels):
+        items = result.items
+        axes.scatter(items["si_snri_db"], items["doa_error_deg"], s=4, alpha=0.5, linewidths=0, label=label)
+    axes.set_xlabel("SI-SNRi (dB)", fontsize=_FONT_PT)
+    axes.set_ylabel("DoA absolute error (deg)", fontsize=_FONT_PT)
+    axes.set_ylim(-5, 185)
+    axes.legend(fontsize=_FONT_PT - 1, frameon=False, markerscale=2)
+    return figure
+
+
+def draw_figures(results: Sequence[Results], out: Path, labels: Sequence[str] | None = None) -> list[Path]:
+    """Draw Fig. 2 (SI-SNRi by separation), Fig. 3 (DoA MAE by separation) and Fig. 4 (MAE vs SI-SNRi).
+
+    Each figure overlays the systems that have its metrics; a figure no system can fill is skipped.
+
+    Args:
+        results: one or more results (``load_results`` reads them from folders).
+        out: folder for ``fig2_*.png/pdf`` and the rest.
+        labels: legend entries, one per result; system names by default.
+
+    Returns:
+        The files written.
+
+    Raises:
+        LusebenchError: when labels do not match results, bins differ, or no figure can be drawn.
+    """
+    labels = [r.name for r in results] if labels is None else list(labels)
+    if len(labels) != len(results):
+        raise LusebenchError(f"{len(labels)} label(s) for {len(results)} results")
+    edges = {tuple(r.summary["metrics"]["by_separation"]["bins_deg"]) for r in results}
+    if len(edges) > 1:
+        raise LusebenchError(f"results use different separation bins: {sorted(edges)}")
+    out = Path(out)
+
+    def having(*columns: str) -> tuple[list[Results], list[str]]:
+        pairs = [(r, l) for r, l in zip(results, labels) if all(c in r.items.columns for c in columns)]
+        return [r for r, _ in pairs], [l for _, l in pairs]
+
+    paths: list[Path] = []
+    for stem, columns, draw in (
+        ("fig2_si_snri_by_separation", ("si_snri_db",),
+         lambda rs, ls: _bars_by_separation(rs, ls, "si_snri_db", "SI-SNRi (dB)")),
+        ("fig3_doa_mae_by_separation", ("doa_error_deg",),
+         lambda rs, ls: _bars_by_separation(rs, ls, "doa_mae_deg", "DoA MAE (deg)")),
+        ("fig4_mae_vs_si_snri", ("si_snri_db", "doa_error_deg"), _scatter),
+    ):
+        chosen, chosen_labels = having(*columns)
+        if not chosen:
+            logger.info("skipping %s: no system has %s", stem, " and ".join(columns))
+            continue
+        paths += _save(draw(chosen, chosen_labels), out, stem)
+    if not paths:
+        raise LusebenchError("no figure to draw: the results hold neither extraction nor localization metrics")
+    return paths

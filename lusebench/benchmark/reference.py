@@ -1,0 +1,74 @@
+"""Reference submissions that bound the scores: the mixture passed through, the oracle, random DoA."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from lusebench.benchmark.dataset import load_dataset
+from lusebench.benchmark.submission import AUDIO_DIR, SystemInfo, write_doa_csv, write_system_json
+from lusebench.errors import LusebenchError
+from lusebench.io import atomic_write
+
+logger = logging.getLogger(__name__)
+
+ReferenceKind = Literal["mixture", "oracle", "random"]
+REFERENCE_KINDS: tuple[ReferenceKind, ...] = ("mixture", "oracle", "random")
+
+_SYSTEMS: dict[str, SystemInfo] = {
+    "mixture": SystemInfo(
+        name="reference-mixture", tasks=("extraction",), parameters=0,
+        description="The binaural mixture passed through unchanged: every improvement is 0 dB.",
+    ),
+    "oracle": SystemInfo(
+        name="reference-oracle", tasks=("extraction", "localization"), parameters=0,
+        description="The reference target image and the true azimuth: the ceiling of every metric.",
+    ),
+    "random": SystemInfo(
+        name="reference-random", tasks=("localization",), parameters=0,
+        description="Azimuths drawn uniformly from [0, 360): about 2.8% accuracy and 90 deg MAE.",
+    ),
+}
+
+
+def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0) -> Path:
+    """Write a reference submission for a dataset folder.
+
+    Args:
+        kind: ``mixture`` (extraction: the mixture itself), ``oracle`` (both tasks: the target
+            image and true azimuth), or ``random`` (localization: uniform azimuths).
+        data: the dataset folder.
+        out: the submission folder to write.
+        seed: seed of the random azimuths.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        LusebenchError: for an unknown kind or an unreadable dataset.
+    """
+    if kind not in REFERENCE_KINDS:
+        raise LusebenchError(f"reference kind must be one of {', '.join(REFERENCE_KINDS)}, got {kind!r}")
+    dataset = load_dataset(data)
+    out = Path(out)
+    manifest = dataset.manifest
+    if kind in ("mixture", "oracle"):
+        column = "mixture_path" if kind == "mixture" else "target_path"
+        for mixture_id, relative in tqdm(zip(manifest["mixture_id"], manifest[column]), total=len(manifest),
+                                         desc=f"writing {kind}", unit="item"):
+            source = dataset.path / relative
+            # A byte copy keeps the file exactly as rendered: the oracle's estimate equals its reference.
+            atomic_write(out / AUDIO_DIR / f"{mixture_id}{source.suffix}", lambda tmp, s=source: shutil.copyfile(s, tmp))
+    if kind == "oracle":
+        write_doa_csv(out, dict(zip(manifest["mixture_id"], manifest["target_azimuth_deg"].astype(float))))
+    elif kind == "random":
+        rng = np.random.default_rng(seed)
+        write_doa_csv(out, dict(zip(manifest["mixture_id"], rng.uniform(0.0, 360.0, size=len(manifest)).tolist())))
+    write_system_json(out, _SYSTEMS[kind])
+    logger.info("wrote the %s reference submission for %d mixtures to %s", kind, len(manifest), out)
+    return out

@@ -1,0 +1,170 @@
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lusebench.benchmark.aggregate import mean_ci, separation_bin
+from lusebench.benchmark.dataset import dataset_fingerprint, load_dataset
+from lusebench.benchmark.evaluate import check, evaluate
+from lusebench.benchmark.reference import write_reference
+from lusebench.benchmark.results import load_results
+from lusebench.benchmark.submission import SubmissionError
+from lusebench.cli import main
+from lusebench.testing.datasets import make_dataset
+from lusebench.testing.submissions import MALFORMATIONS, make_submission, malform
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data"), num_items=5, num_sources=2, seconds=0.5, seed=3)
+
+
+@pytest.fixture(scope="module")
+def good(data, tmp_path_factory):
+    return make_submission(data, tmp_path_factory.mktemp("good") / "sub", noise=0.3, doa_error_deg=3.0)
+
+
+def test_fingerprint_follows_the_checksums(data):
+    dataset = load_dataset(data)
+    assert len(dataset.fingerprint) == 64
+    assert dataset.fingerprint == load_dataset(data).fingerprint
+    changed = dataset.manifest.assign(target_sha256=dataset.manifest["target_sha256"].str.replace("a", "b"))
+    assert dataset_fingerprint(changed) != dataset.fingerprint
+    assert dataset_fingerprint(dataset.manifest.iloc[::-1]) == dataset.fingerprint  # order does not matter
+
+
+def test_mean_ci_known_answer():
+    cell = mean_ci(np.array([1.0, 2.0, 3.0]))
+    assert cell["mean"] == pytest.approx(2.0) and cell["n"] == 3
+    assert cell["ci95"] == pytest.approx(4.302653 * 1.0 / np.sqrt(3), rel=1e-5)  # t(0.975, 2) * s / sqrt(n)
+    assert mean_ci(np.array([5.0])) == {"mean": 5.0, "ci95": None, "n": 1}
+    assert mean_ci(np.array([])) == {"mean": None, "ci95": None, "n": 0}
+
+
+def test_separation_bins_close_on_the_right_at_180():
+    np.testing.assert_array_equal(separation_bin(np.array([0.0, 19.9, 20.0, 179.0, 180.0])), [0, 0, 1, 8, 8])
+
+
+def test_good_submission_results(data, good, tmp_path):
+    results = evaluate(good, data, tmp_path / "res", workers=1, progress=False)
+    summary = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert summary["schema_version"] == 1 and summary["items"] == "items.csv"
+    assert summary["dataset"]["fingerprint"] == load_dataset(data).fingerprint
+    assert summary["dataset"]["num_items"] == 5 and summary["dataset"]["num_sources"] == [2]
+    assert summary["system"]["name"] == "test-system"
+    overall = summary["metrics"]["overall"]
+    assert set(overall) == {
+        "si_snr_db", "si_snri_db", "sdr_db", "sdri_db", "bss_sdr_db", "bss_sdri_db",
+        "itd_error_us", "ild_error_db", "doa_accuracy_pct", "doa_mae_deg", "doa_mae_folded_deg",
+    }
+    # Noise at 0.3 of the target's RMS: about 10.5 dB SI-SNR; every DoA is 3 deg off.
+    assert 8.0 < overall["si_snr_db"]["mean"] < 13.0
+    assert overall["si_snri_db"]["mean"] > 0
+    assert overall["doa_mae_deg"]["mean"] == pytest.approx(3.0)
+    assert overall["doa_accuracy_pct"]["mean"] == pytest.approx(100.0)
+    assert set(summary["metrics"]["by_num_sources"]) == {"2"}
+    assert set(summary["metrics"]["by_condition"]) == {"anechoic"}
+    bins = summary["metrics"]["by_separation"]
+    assert sum(c["n"] for c in bins["si_snri_db"]) == 5
+    assert len(bins["doa_mae_deg"]) == len(bins["bins_deg"]) - 1
+    items = pd.read_csv(tmp_path / "res" / "items.csv")
+    assert items["mixture_id"].tolist() == load_dataset(data).mixture_ids
+    np.testing.assert_allclose(items["si_snri_db"], results.items["si_snri_db"], rtol=1e-5)
+    for figure in ("fig2_si_snri_by_separation", "fig3_doa_mae_by_separation", "fig4_mae_vs_si_snri"):
+        for fmt in ("png", "pdf"):
+            assert (tmp_path / "res" / "figures" / f"{figure}.{fmt}").stat().st_size > 1000
+
+
+def test_parallel_scoring_equals_serial(data, good, tmp_path):
+    serial = evaluate(good, data, tmp_path / "a", workers=1, progress=False, figures=False)
+    parallel = evaluate(good, data, tmp_path / "b", workers=2, progress=False, figures=False)
+    pd.testing.assert_frame_equal(serial.items, parallel.items)
+
+
+def test_mixture_reference_scores_zero_improvement(data, tmp_path):
+    submission = write_reference("mixture", data, tmp_path / "mix")
+    overall = evaluate(submission, data, workers=1, progress=False, figures=False).summary["metrics"]["overall"]
+    for key in ("si_snri_db", "sdri_db", "bss_sdri_db"):
+        assert overall[key]["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert "doa_mae_deg" not in overall  # a single-task system is scored on its task alone
+    assert (submission / "results" / "results.json").is_file()
+
+
+def test_oracle_reference_scores_the_ceiling(data, tmp_path):
+    submission = write_reference("oracle", data, tmp_path / "oracle")
+    overall = evaluate(submission, data, workers=1, progress=False, figures=False).summary["metrics"]["overall"]
+    assert overall["si_snr_db"]["mean"] == pytest.approx(100.0)
+    assert overall["doa_mae_deg"]["mean"] == 0.0 and overall["doa_accuracy_pct"]["mean"] == 100.0
+    assert overall["itd_error_us"]["mean"] == 0.0 and overall["ild_error_db"]["mean"] == 0.0
+
+
+def test_random_reference_is_uniform(tmp_path):
+    data = make_dataset(tmp_path / "data", num_items=400, num_sources=2, seconds=0.01)
+    submission = write_reference("random", data, tmp_path / "random", seed=1)
+    overall = evaluate(submission, data, workers=1, progress=False, figures=False).summary["metrics"]["overall"]
+    assert overall["doa_mae_deg"]["mean"] == pytest.approx(90.0, abs=8.0)
+    assert overall["doa_accuracy_pct"]["mean"] == pytest.approx(2.8, abs=2.5)
+    assert "si_snri_db" not in overall
+
+
+def test_likelihood_submission_scores_like_csv(data, tmp_path):
+    submission = make_submission(data, tmp_path / "lik", tasks=("localization",), doa_format="likelihood")
+    items = evaluate(submission, data, workers=1, progress=False, figures=False).items
+    assert items["doa_error_deg"].max() <= 0.5  # the one-hot bin is the rounded true azimuth
+    assert "si_snri_db" not in items
+
+
+@pytest.mark.parametrize("problem", MALFORMATIONS)
+def test_each_malformation_is_rejected_with_its_name(data, good, tmp_path, problem):
+    submission = shutil.copytree(good, tmp_path / "sub", ignore=shutil.ignore_patterns("results"))
+    expected = malform(submission, problem)
+    with pytest.raises(SubmissionError) as error:
+        evaluate(submission, data, workers=1, progress=False)
+    assert expected in str(error.value)
+    assert not (submission / "results").exists()
+
+
+def test_every_problem_is_listed_at_once(data, good, tmp_path):
+    submission = shutil.copytree(good, tmp_path / "sub", ignore=shutil.ignore_patterns("results"))
+    expected = [malform(submission, p) for p in ("nan", "bad_doa_csv", "no_system")]
+    with pytest.raises(SubmissionError) as error:
+        check(submission, data, workers=1, progress=False)
+    for fragment in expected:
+        assert fragment in str(error.value)
+
+
+def test_azimuths_are_wrapped(data, tmp_path):
+    submission = make_submission(data, tmp_path / "wrap", tasks=("localization",), doa_error_deg=-720.0)
+    items = evaluate(submission, data, workers=1, progress=False, figures=False).items
+    assert items["doa_pred_deg"].between(0.0, 360.0, inclusive="left").all()
+    np.testing.assert_allclose(items["doa_error_deg"], 0.0, atol=1e-9)
+
+
+def test_cli_evaluate_check_reference_and_figures(data, tmp_path, capsys):
+    assert main(["reference", "oracle", "--data", str(data), "--out", str(tmp_path / "o")]) == 0
+    assert main(["evaluate", str(tmp_path / "o"), "--data", str(data), "--check-only", "--workers", "1"]) == 0
+    assert not (tmp_path / "o" / "results").exists()
+    assert main(["evaluate", str(tmp_path / "o"), "--data", str(data), "--workers", "1", "--no-figures"]) == 0
+    assert main(["reference", "mixture", "--data", str(data), "--out", str(tmp_path / "m")]) == 0
+    assert main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--workers", "1", "--no-figures"]) == 0
+    assert main(["figures", str(tmp_path / "o" / "results"), str(tmp_path / "m" / "results"),
+                 "--labels", "oracle", "mixture", "--out", str(tmp_path / "figs")]) == 0
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(
+        f"{stem}.{fmt}" for stem in ("fig2_si_snri_by_separation", "fig3_doa_mae_by_separation", "fig4_mae_vs_si_snri")
+        for fmt in ("png", "pdf")
+    )
+    assert load_results(tmp_path / "o" / "results").name == "reference-oracle"
+    (tmp_path / "m" / "audio" / f"{load_dataset(data).mixture_ids[0]}.flac").unlink()
+    assert main(["evaluate", str(tmp_path / "m"), "--data", str(data), "--workers", "1", "--out", str(tmp_path / "bad")]) == 2
+    assert "audio missing for mixture id" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_evaluate_help_documents_the_format(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = capsys.readouterr().out
+    for needle in ("system.json", "audio/<mixture_id>.flac", "doa.csv", "doa_likelihood.npy", "[0, 360)"):
+        assert needle in text
