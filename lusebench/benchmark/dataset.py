@@ -24,7 +24,8 @@ REQUIRED_COLUMNS = (
     "mixture_sha256",
     "target_sha256",
 )
-# Every set lusebench renders today is HRTF-only; a manifest or config may name another condition.
+# The test condition is the simulation's `room` (manifest column and config field); sets written
+# before rooms existed have neither and are anechoic.
 DEFAULT_CONDITION = "anechoic"
 
 
@@ -99,9 +100,11 @@ def load_dataset(path: Path) -> Dataset:
         raise LusebenchError(f"{manifest_path} repeats mixture id(s): {', '.join(duplicated[:5])}")
     if manifest["sample_rate"].nunique() != 1:
         raise LusebenchError(f"{manifest_path} mixes sample rates: {sorted(manifest['sample_rate'].unique())}")
-    if "condition" not in manifest.columns:
+    if "room" in manifest.columns:
+        manifest = manifest.assign(condition=manifest["room"].astype(str))
+    else:
         config_path = path / "config.json"
         config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-        manifest = manifest.assign(condition=str(config.get("condition", DEFAULT_CONDITION)))
+        manifest = manifest.assign(condition=str(config.get("room", DEFAULT_CONDITION)))
     manifest = manifest.reset_index(drop=True)
     return Dataset(path=path, manifest=manifest, fingerprint=dataset_fingerprint(manifest))

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,12 +34,13 @@ from lusebench.benchmark.metrics import (
 )
 from lusebench.benchmark.results import SCHEMA_VERSION, Results, write_results
 from lusebench.benchmark.submission import Problem, Submission, SubmissionError, check_audio, load_submission
+from lusebench.errors import LusebenchError
 from lusebench.io import read_audio
 
 logger = logging.getLogger(__name__)
 
-# Read by numpy/BLAS, OpenMP and torch (imported by fast_bss_eval) when a worker starts: one thread
-# per process, since torch 2.13's MKL can hang in batched linalg.solve with more.
+# Read by numpy/BLAS and OpenMP when a worker starts: one thread per process, so that N workers use
+# N cores and never oversubscribe a machine shared with other jobs.
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 # What scoring one item returns: (mixture_id, problems, metrics).
@@ -130,7 +132,15 @@ def _run_jobs(jobs: list[ItemJob], workers: int, progress: bool) -> list[_Outcom
         chunksize = max(1, min(16, len(jobs) // (4 * workers)))
         with _one_thread_per_child():  # map submits every chunk now, so every worker starts in here
             outcomes = executor.map(score_item, jobs, chunksize=chunksize)
-        return list(tqdm(outcomes, **bar))
+        try:
+            return list(tqdm(outcomes, **bar))
+        except BrokenProcessPool:
+            # A killed worker (the OOM killer, a crash in a decoder) raises nothing of its own to show,
+            # and the pool's traceback only points here.
+            raise LusebenchError(
+                "a worker process died while scoring (out of memory, or killed); rerun with --workers 1 "
+                "to score in this process and see why"
+            ) from None
 
 
 def _jobs(submission: Submission, dataset: Dataset, score: bool) -> list[ItemJob]:

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import fast_bss_eval
 import numpy as np
-from scipy import fft
+from scipy import fft, linalg
 
 Task = Literal["extraction", "localization"]
 TASKS: tuple[Task, ...] = ("extraction", "localization")
@@ -25,6 +24,7 @@ BSS_FILTER_LENGTH = 512
 # The ITD of a human head stays under ~0.7 ms; searching +-1 ms keeps GCC-PHAT off spurious peaks.
 MAX_ITD_S = 1e-3
 _TINY = 1e-20
+_NORM_FLOOR = 1e-6
 
 
 @dataclass(frozen=True)
@@ -99,25 +99,64 @@ def sdr_db(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def bss_sdr_db(estimate: np.ndarray, reference: np.ndarray, filter_length: int = BSS_FILTER_LENGTH) -> np.ndarray:
-    """BSS-eval SDR per channel with ``fast_bss_eval.sdr``, never permuting channels.
+    """BSS-eval SDR per channel: bss_eval_sources' SDR with one reference, never permuting channels.
 
+    The estimate is projected on the span of ``filter_length`` delayed copies of its reference (the
+    allowed distortion filter); the SDR is the energy ratio of that projection to the residual. It
+    equals ``fast_bss_eval.sdr`` (same normalisation, no zero-mean, no diagonal loading) and
+    ``mir_eval.separation.bss_eval_sources(compute_permutation=False)`` on each channel alone.
     Each channel is scored as its own one-source problem: a permuting call over both ears would
     silently swap a left-right mirrored estimate back and hide the spatial error.
 
     Args:
         estimate: (..., channels, time).
-        reference: (..., channels, time), broadcastable with ``estimate`` (one reference can
-            serve a stack of estimates, which shares its correlation work).
+        reference: (..., channels, time), broadcastable with ``estimate`` and of the same length.
+            Its spectrum and autocorrelation are computed once for every estimate broadcast
+            against it (an item's estimate and mixture share their target's).
         filter_length: taps of the allowed distortion filter (512, as BSS-eval v3).
 
     Returns:
-        (..., channels) in dB, capped to [-MAX_DB, MAX_DB].
+        (..., channels) in dB, capped to [-MAX_DB, MAX_DB]; a silent reference channel scores -MAX_DB.
+
+    Raises:
+        ValueError: lengths differ, ``filter_length < 1``, or a signal is not finite.
     """
-    estimate = np.asarray(estimate, dtype=np.float64)[..., None, :]  # (..., channels, 1, time)
-    reference = np.asarray(reference, dtype=np.float64)[..., None, :]
-    # numpy inputs keep fast_bss_eval off torch's batched linalg.solve, which can hang with MKL.
-    sdr = fast_bss_eval.sdr(reference, estimate, filter_length=filter_length, clamp_db=MAX_DB)
-    return np.clip(sdr[..., 0], -MAX_DB, MAX_DB)
+    if filter_length < 1:
+        raise ValueError(f"filter_length must be at least 1, got {filter_length}")
+    estimate = np.asarray(estimate, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    num_samples = reference.shape[-1]
+    if estimate.shape[-1] != num_samples:
+        raise ValueError(f"estimate and reference lengths differ: {estimate.shape} vs {reference.shape}")
+    # Lags 0..L-1 of the linear (not circular) correlations need an FFT of at least N + L - 1 points.
+    # fast_bss_eval rounds 2N - 1 up to a power of two: for 10 s at 16 kHz that is 262,144 points
+    # against 162,000 here, and a 2,3,5-smooth length is as fast per point, so each FFT costs half.
+    n_fft = fft.next_fast_len(num_samples + filter_length - 1, real=True)
+    reference_spectrum = fft.rfft(reference, n=n_fft, axis=-1)  # (..., channels, freq), once per reference
+    power = reference_spectrum.real**2 + reference_spectrum.imag**2
+    autocorrelation = fft.irfft(power, n=n_fft, axis=-1)[..., :filter_length]  # lag 0: the reference's energy
+    cross_spectrum = np.conj(reference_spectrum) * fft.rfft(estimate, n=n_fft, axis=-1)
+    correlation = fft.irfft(cross_spectrum, n=n_fft, axis=-1)[..., :filter_length]  # (..., channels, taps)
+    # Normalising here rather than the signals saves a pass over them: the projection does not depend
+    # on the reference's scale, and a unit diagonal keeps the solve well-scaled. A silent reference has
+    # zero correlations: the unit diagonal alone makes its system regular, with a zero projection.
+    reference_energy = autocorrelation[..., :1]
+    reference_energy = np.where(reference_energy > 0.0, reference_energy, 1.0)
+    autocorrelation = autocorrelation / reference_energy
+    autocorrelation[..., 0] = 1.0
+    autocorrelation = np.broadcast_to(autocorrelation, correlation.shape)
+    correlation = correlation / np.sqrt(reference_energy)
+    # fast_bss_eval's floor on the estimate's norm: a near-silent estimate scores exactly as there.
+    estimate_energy = np.maximum(np.einsum("...t,...t->...", estimate, estimate), _NORM_FLOOR**2)
+    coherence = np.empty(correlation.shape[:-1])  # (..., channels): projected energy / estimate energy
+    for index in np.ndindex(coherence.shape):
+        # The normal equations' matrix is the Gram matrix of the reference's shifts, a symmetric
+        # Toeplitz matrix: Levinson-Durbin solves it in O(L^2) instead of the O(L^3) of a dense solve.
+        distortion_filter = linalg.solve_toeplitz(autocorrelation[index], correlation[index])
+        coherence[index] = correlation[index] @ distortion_filter
+    coherence /= np.broadcast_to(estimate_energy, coherence.shape)
+    coherence = np.clip(coherence, 0.0, 1.0)  # rounding can step outside; the log needs [0, 1]
+    return _ratio_db(coherence, 1.0 - coherence)
 
 
 def circular_error_deg(predicted_deg: np.ndarray, true_deg: np.ndarray) -> np.ndarray:

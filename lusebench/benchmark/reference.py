@@ -36,7 +36,7 @@ _SYSTEMS: dict[str, SystemInfo] = {
 }
 
 
-def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0) -> Path:
+def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0, progress: bool = True) -> Path:
     """Write a reference submission for a dataset folder.
 
     Args:
@@ -45,6 +45,7 @@ def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0) -
         data: the dataset folder.
         out: the submission folder to write.
         seed: seed of the random azimuths.
+        progress: show a progress bar.
 
     Returns:
         ``out``.
@@ -60,7 +61,7 @@ def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0) -
     if kind in ("mixture", "oracle"):
         column = "mixture_path" if kind == "mixture" else "target_path"
         for mixture_id, relative in tqdm(zip(manifest["mixture_id"], manifest[column]), total=len(manifest),
-                                         desc=f"writing {kind}", unit="item"):
+                                         desc=f"writing {kind}", unit="item", disable=not progress):
             source = dataset.path / relative
             # A byte copy keeps the file exactly as rendered: the oracle's estimate equals its reference.
             atomic_write(out / AUDIO_DIR / f"{mixture_id}{source.suffix}", lambda tmp, s=source: shutil.copyfile(s, tmp))

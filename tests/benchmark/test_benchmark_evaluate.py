@@ -1,5 +1,7 @@
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -7,11 +9,12 @@ import pytest
 
 from lusebench.benchmark.aggregate import mean_ci, separation_bin
 from lusebench.benchmark.dataset import dataset_fingerprint, load_dataset
-from lusebench.benchmark.evaluate import check, evaluate
+from lusebench.benchmark.evaluate import ItemJob, _run_jobs, check, evaluate
 from lusebench.benchmark.reference import write_reference
 from lusebench.benchmark.results import load_results
 from lusebench.benchmark.submission import SubmissionError
 from lusebench.cli import main
+from lusebench.errors import LusebenchError
 from lusebench.testing.datasets import make_dataset
 from lusebench.testing.submissions import MALFORMATIONS, make_submission, malform
 
@@ -81,6 +84,21 @@ def test_parallel_scoring_equals_serial(data, good, tmp_path):
     serial = evaluate(good, data, tmp_path / "a", workers=1, progress=False, figures=False)
     parallel = evaluate(good, data, tmp_path / "b", workers=2, progress=False, figures=False)
     pd.testing.assert_frame_equal(serial.items, parallel.items)
+
+
+class _KillsItsWorker(ItemJob):
+    """A job whose unpickling ends the worker process at once, as the OOM killer would."""
+
+    def __reduce__(self):
+        return os._exit, (1,)
+
+
+def test_a_dead_worker_is_a_one_line_error():
+    job = _KillsItsWorker("m0", Path("mix.flac"), Path("target.flac"), 8000, 16000, Path("est.wav"), None, 0.0, True)
+    with pytest.raises(LusebenchError, match="worker process died") as error:
+        _run_jobs([job, job], workers=2, progress=False)
+    assert "\n" not in str(error.value)
+    assert error.value.__suppress_context__
 
 
 def test_mixture_reference_scores_zero_improvement(data, tmp_path):
