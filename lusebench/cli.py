@@ -40,6 +40,14 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", dest="audio_format", choices=["flac", "wav"], default="flac", help="audio files")
     p.add_argument("--save-sources", action="store_true", help="also write the dry target and interferer images")
+    p.add_argument(
+        "--room", choices=["anechoic", "reverberant"], default=None,
+        help="anechoic HRIRs (default) or reverberant shoebox rooms with BRIRs (pyroomacoustics)",
+    )
+    p.add_argument(
+        "--brir-bank", type=Path, metavar="DIR", default=None,
+        help="BRIR cache folder (default $LUSEBENCH_CACHE/brir or ~/.cache/lusebench/brir)",
+    )
     p.add_argument("--workers", type=int, default=1, help="processes, one thread each (default 1)")
     p.add_argument("--shard", default="0/1", help="render part i of n of the set, e.g. 0/4 (default 0/1)")
     p.add_argument("--verify", type=Path, metavar="DIR", help="re-render DIR from its manifest and compare checksums")
@@ -52,7 +60,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from lusebench.simulation.writer import Shard, simulate, verify
 
     if args.verify is not None:
-        report = verify(args.verify, progress=not args.no_progress)
+        report = verify(args.verify, progress=not args.no_progress, brir_bank=args.brir_bank)
         if not report.ok:
             print(f"{len(report.mismatched)} of {report.checked} mixtures differ, e.g. {report.mismatched[0]}")
             return 1
@@ -71,14 +79,17 @@ def _run_simulate(args: argparse.Namespace) -> int:
     )
     if args.benchmark:
         fixed = [flag for flag, value in (("--sources", args.sources), ("--split", args.split),
-                                          ("--num", args.num), ("--seed", args.seed)) if value is not None]
+                                          ("--num", args.num), ("--seed", args.seed),
+                                          ("--room", args.room)) if value is not None]
         if fixed:
             raise LusebenchError(f"--benchmark fixes {', '.join(fixed)}; leave them out")
         config = BENCHMARK_SETS[args.benchmark].config(**common)
     else:
-        chosen = {"num_sources": args.sources, "split": args.split, "num_mixtures": args.num, "seed": args.seed}
+        chosen = {"num_sources": args.sources, "split": args.split, "num_mixtures": args.num, "seed": args.seed,
+                  "room": args.room}
         config = SimulationConfig(**{k: v for k, v in chosen.items() if v is not None}, **common)
-    manifest = simulate(config, args.out, workers=args.workers, shard=Shard.parse(args.shard), progress=not args.no_progress)
+    manifest = simulate(config, args.out, workers=args.workers, shard=Shard.parse(args.shard),
+                        progress=not args.no_progress, brir_bank=args.brir_bank)
     if manifest is not None:
         print(f"wrote {config.num_mixtures} mixtures to {args.out} (manifest {manifest.name})")
     return 0

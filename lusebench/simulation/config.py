@@ -8,12 +8,19 @@ from typing import Any, Literal
 
 from lusebench.errors import LusebenchError
 from lusebench.io import AudioFormat
+from lusebench.simulation.rooms import RoomRanges
 
 Split = Literal["train", "val", "test"]
 Interpolation = Literal["linear-aligned", "nearest"]
+Room = Literal["anechoic", "reverberant"]
+ROOMS: tuple[Room, ...] = ("anechoic", "reverberant")
 
 
 SCHEMA_VERSION = 1
+_ROOM_FIELDS = (
+    "room", "rt60_range_s", "room_length_range_m", "room_width_range_m", "room_height_range_m",
+    "source_distance_range_m", "max_image_order",
+)
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
 # The split enters every rng key as a number so that train, val and test never share a stream.
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
@@ -41,6 +48,15 @@ class SimulationConfig:
     interpolation: Interpolation = "linear-aligned"
     audio_format: AudioFormat = "flac"
     save_sources: bool = False
+    # The reverberant condition (rooms.py): ranges drawn uniformly per mixture, after every
+    # anechoic draw, so a reverberant set holds the anechoic set's recipes in rooms.
+    room: Room = "anechoic"
+    rt60_range_s: tuple[float, float] = RoomRanges.rt60_s
+    room_length_range_m: tuple[float, float] = RoomRanges.length_m
+    room_width_range_m: tuple[float, float] = RoomRanges.width_m
+    room_height_range_m: tuple[float, float] = RoomRanges.height_m
+    source_distance_range_m: tuple[float, float] = RoomRanges.distance_m
+    max_image_order: int = RoomRanges.max_image_order
 
     def __post_init__(self) -> None:
         if self.num_sources < 2:
@@ -60,6 +76,21 @@ class SimulationConfig:
             raise LusebenchError(f"interpolation must be linear-aligned or nearest, got {self.interpolation!r}")
         if self.audio_format not in ("flac", "wav"):
             raise LusebenchError(f"audio format must be flac or wav, got {self.audio_format!r}")
+        if self.room not in ROOMS:
+            raise LusebenchError(f"--room must be one of {', '.join(ROOMS)}, got {self.room!r}")
+        if self.room == "reverberant":
+            self.room_ranges.check()
+
+    @property
+    def room_ranges(self) -> RoomRanges:
+        return RoomRanges(
+            rt60_s=self.rt60_range_s,
+            length_m=self.room_length_range_m,
+            width_m=self.room_width_range_m,
+            height_m=self.room_height_range_m,
+            distance_m=self.source_distance_range_m,
+            max_image_order=self.max_image_order,
+        )
 
     @property
     def num_samples(self) -> int:
@@ -70,9 +101,16 @@ class SimulationConfig:
         return SPLIT_CODES[self.split]
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON values; an anechoic config leaves the room fields out.
+
+        Leaving them out keeps the config.json of an anechoic set byte-identical to the one
+        written before rooms existed; readers take a missing ``room`` as ``anechoic``.
+        """
         data = dataclasses.asdict(self)
-        data["snr_range_db"] = list(self.snr_range_db)
-        return data
+        if self.room == "anechoic":
+            for name in _ROOM_FIELDS:
+                del data[name]
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SimulationConfig:
@@ -80,9 +118,7 @@ class SimulationConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise LusebenchError(f"unknown simulation config field(s): {', '.join(unknown)}")
-        values = dict(data)
-        if "snr_range_db" in values:
-            values["snr_range_db"] = tuple(float(v) for v in values["snr_range_db"])
+        values = {key: tuple(float(v) for v in value) if isinstance(value, list) else value for key, value in data.items()}
         return cls(**values)
 
 
@@ -94,6 +130,7 @@ class BenchmarkSet:
     num_sources: int
     num_mixtures: int
     seed: int
+    room: Room = "anechoic"
 
     def config(self, **overrides: Any) -> SimulationConfig:
         return SimulationConfig(
@@ -101,6 +138,7 @@ class BenchmarkSet:
             split=self.split,
             num_mixtures=self.num_mixtures,
             seed=self.seed,
+            room=self.room,
             **overrides,
         )
 
@@ -112,4 +150,7 @@ BENCHMARK_SETS: dict[str, BenchmarkSet] = {
     "test-3src": BenchmarkSet("test", 3, 1000, 20252),
     "val-2src": BenchmarkSet("val", 2, 500, 20261),
     "val-3src": BenchmarkSet("val", 3, 500, 20262),
+    # The reverberant condition: the same seeds, hence the same recipes, each placed in a room.
+    "test-2src-reverb": BenchmarkSet("test", 2, 1000, 20251, room="reverberant"),
+    "test-3src-reverb": BenchmarkSet("test", 3, 1000, 20252, room="reverberant"),
 }

@@ -4,6 +4,10 @@ Mixture ``i`` of epoch ``e`` is drawn from ``default_rng([seed, split_code, epoc
 pure function of (seed, epoch, i). A DataLoader (or a DistributedSampler) hands each worker and
 rank different indices, so no two workers repeat a mixture, and an epoch's content does not
 depend on how many workers or GPUs render it.
+
+With ``config.room == "reverberant"`` each mixture is also placed in a room (rooms.py) and its
+BRIRs come from the shared BRIR bank, so a mixture seen again (the same epoch and index, on
+any machine that shares the bank folder) costs a render, not a room simulation.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lusebench.simulation.brir_bank import BrirBank, default_bank_dir
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.corpus import Corpus, open_corpus
 from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.recipe import draw_recipe
 from lusebench.simulation.render import Renderer
+from lusebench.simulation.rooms import load_sphere_hrirs
 
 
 class DynamicMixingDataset(Dataset):
@@ -31,13 +37,18 @@ class DynamicMixingDataset(Dataset):
         config: the mixing configuration (its split is usually ``train``).
         epoch: which epoch's stream to draw; change it with :meth:`set_epoch`.
         corpus: an opened corpus; opened from ``config.corpus`` in each worker when None.
+        brir_bank: BRIR bank folder for reverberant mixing; ``default_bank_dir()`` when None.
     """
 
-    def __init__(self, config: SimulationConfig, epoch: int = 0, corpus: Corpus | None = None) -> None:
+    def __init__(
+        self, config: SimulationConfig, epoch: int = 0, corpus: Corpus | None = None, brir_bank: str | None = None
+    ) -> None:
         self.config = config
         self.epoch = epoch
+        self.brir_bank = brir_bank
         self._corpus = corpus
         self._renderer: Renderer | None = None
+        self._bank: BrirBank | None = None
         if corpus is not None:
             corpus.split(config.split)  # fail now, in the main process, on an empty split
 
@@ -53,6 +64,9 @@ class DynamicMixingDataset(Dataset):
             self._corpus = open_corpus(self.config.corpus)
         if self._renderer is None:
             self._renderer = Renderer(load_hrtf(self.config.hrtf, self.config.sample_rate), self.config.interpolation)
+        if self._bank is None and self.config.room == "reverberant":
+            sphere = load_sphere_hrirs(self.config.hrtf, self.config.sample_rate, self.config.interpolation)
+            self._bank = BrirBank(self.brir_bank or default_bank_dir(), sphere)
         return self._corpus, self._renderer
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -60,7 +74,9 @@ class DynamicMixingDataset(Dataset):
             raise IndexError(index)
         corpus, renderer = self._inputs()
         key = [self.config.seed, self.config.split_code, self.epoch, index]
-        recipe, rendered = draw_recipe(corpus, corpus.split(self.config.split), self.config, key, renderer, index)
+        recipe, rendered = draw_recipe(
+            corpus, corpus.split(self.config.split), self.config, key, renderer, index, self._bank
+        )
         return {
             "mixture": torch.from_numpy(np.ascontiguousarray(rendered.mixture)),
             "target": torch.from_numpy(np.ascontiguousarray(rendered.target)),
@@ -74,4 +90,5 @@ class DynamicMixingDataset(Dataset):
         state = dict(self.__dict__)
         state["_corpus"] = None
         state["_renderer"] = None
+        state["_bank"] = None
         return state

@@ -7,12 +7,16 @@ dry signals, before the HRTF); every source gets an azimuth uniform in [0, 360).
 
 Clips longer than the mixture are cut at an offset drawn uniformly; shorter clips are placed
 whole at an onset drawn uniformly, silence around them.
+
+The reverberant condition draws a room after all of the above (rooms.py): the same rng key
+gives the same clips, SNRs and azimuths in both conditions, and anechoic recipes are unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +24,10 @@ from lusebench.errors import LusebenchError
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.corpus import Clip, Corpus
 from lusebench.simulation.render import RenderedMixture, Renderer
+from lusebench.simulation.rooms import Brir, draw_room, room_absorption
+
+if TYPE_CHECKING:
+    from lusebench.simulation.brir_bank import BrirBank
 
 # Peak that the loudest written sample may reach; the rest is headroom for the 24-bit FLAC.
 PEAK_LIMIT = 0.99
@@ -51,6 +59,17 @@ class Recipe:
     mixture_gain: float
     hrtf: str
     hrtf_interpolation: str
+    # The room (neutral values when anechoic). Positions are metres in room coordinates; the
+    # head faces +x, so azimuths relative to the head are azimuths in the room.
+    room: str = "anechoic"
+    rt60_s: float = 0.0
+    room_dims_m: tuple[float, ...] = ()
+    listener_position_m: tuple[float, ...] = ()
+    source_positions_m: tuple[tuple[float, ...], ...] = ()
+    distances_m: tuple[float, ...] = ()
+    wall_absorption: float = 0.0
+    image_order: int = 0
+    drr_db: tuple[float, ...] = ()
 
     @property
     def num_sources(self) -> int:
@@ -123,6 +142,7 @@ def draw_recipe(
     rng_key: Sequence[int],
     renderer: Renderer,
     index: int,
+    bank: BrirBank | None = None,
 ) -> tuple[Recipe, RenderedMixture]:
     """Draw one mixture from ``np.random.default_rng(rng_key)`` and render it.
 
@@ -133,6 +153,7 @@ def draw_recipe(
         rng_key: the whole randomness of this mixture, e.g. ``[seed, split_code, index]``.
         renderer: the HRTF renderer at ``config.sample_rate``.
         index: the mixture's position in its set (names it).
+        bank: where the BRIRs come from; required when ``config.room`` is ``reverberant``.
 
     Returns:
         The recipe and the rendered signals (already scaled by the recipe's ``mixture_gain``).
@@ -182,14 +203,51 @@ def draw_recipe(
         mixture_gain=1.0,
         hrtf=renderer.hrtf.identity,
         hrtf_interpolation=renderer.interpolation,
+        **(_draw_room_fields(rng, azimuths, config, bank) if config.room == "reverberant" else {}),
     )
-    rendered = _render(np.stack(dry), recipe, renderer)
+    rendered = _render(np.stack(dry), recipe, renderer, bank)
     peak = max(float(np.max(np.abs(signal))) for signal in (rendered.mixture, rendered.target, rendered.interferers))
     if peak > PEAK_LIMIT:
         # Never clip: one gain on every signal, recorded, so the references stay consistent.
         recipe = _replace_gain(recipe, PEAK_LIMIT / peak)
         rendered = _scale(rendered, recipe.mixture_gain)
     return recipe, rendered
+
+
+def _draw_room_fields(
+    rng: np.random.Generator, azimuths: list[float], config: SimulationConfig, bank: BrirBank | None
+) -> dict[str, Any]:
+    if bank is None:
+        raise ValueError("a reverberant recipe needs a BRIR bank")
+    room = draw_room(rng, tuple(azimuths), config.room_ranges)
+    absorption, order = room_absorption(room, config.max_image_order, config.sample_rate)
+    fields: dict[str, Any] = dict(
+        room="reverberant",
+        rt60_s=room.rt60_s,
+        room_dims_m=room.dims_m,
+        listener_position_m=room.listener_m,
+        source_positions_m=room.sources_m,
+        distances_m=room.distances_m,
+        wall_absorption=absorption,
+        image_order=order,
+    )
+    brirs = _brirs(bank, room.dims_m, absorption, order, room.listener_m, room.sources_m)
+    fields["drr_db"] = tuple(brir.drr_db for brir in brirs)
+    return fields
+
+
+def _brirs(
+    bank: BrirBank,
+    dims_m: tuple[float, ...],
+    absorption: float,
+    order: int,
+    listener_m: tuple[float, ...],
+    sources_m: tuple[tuple[float, ...], ...],
+) -> list[Brir]:
+    from lusebench.simulation.brir_bank import BrirSpec
+
+    specs = [BrirSpec(tuple(dims_m), absorption, order, tuple(listener_m), tuple(source)) for source in sources_m]
+    return [bank.get(spec) for spec in specs]  # type: ignore[arg-type]
 
 
 def _replace_gain(recipe: Recipe, mixture_gain: float) -> Recipe:
@@ -206,17 +264,28 @@ def _scale(rendered: RenderedMixture, gain: float) -> RenderedMixture:
     )
 
 
-def _render(segments: np.ndarray, recipe: Recipe, renderer: Renderer) -> RenderedMixture:
+def _render(segments: np.ndarray, recipe: Recipe, renderer: Renderer, bank: BrirBank | None) -> RenderedMixture:
     gains = np.asarray(recipe.gains, dtype=np.float32)[:, None]
-    return renderer.render(segments * gains, np.asarray(recipe.azimuths_deg))
+    if recipe.room == "anechoic":
+        return renderer.render(segments * gains, np.asarray(recipe.azimuths_deg))
+    if recipe.room != "reverberant":
+        raise ValueError(f"unknown room {recipe.room!r}")
+    if bank is None:
+        raise ValueError("a reverberant recipe needs a BRIR bank")
+    brirs = _brirs(bank, recipe.room_dims_m, recipe.wall_absorption, recipe.image_order,
+                   recipe.listener_position_m, recipe.source_positions_m)
+    irs = [brir.ir for brir in brirs]
+    length = max(ir.shape[-1] for ir in irs)
+    filters = np.stack([np.pad(ir, ((0, 0), (0, length - ir.shape[-1]))) for ir in irs])  # (S, 2, L)
+    return renderer.render_filters(segments * gains, filters)
 
 
-def render_recipe(recipe: Recipe, corpus: Corpus, renderer: Renderer) -> RenderedMixture:
-    """Re-render a recipe from its recorded fields alone (no random draw)."""
+def render_recipe(recipe: Recipe, corpus: Corpus, renderer: Renderer, bank: BrirBank | None = None) -> RenderedMixture:
+    """Re-render a recipe from its recorded fields alone (no random draw); BRIRs come from ``bank``."""
     sr, num_samples = recipe.sample_rate, recipe.num_samples
     segments = []
     for clip_id, offset_s, onset_s in zip(recipe.clip_ids, recipe.clip_offsets_s, recipe.onsets_s):
         audio = corpus.audio(corpus.clip(clip_id), sr)
         segments.append(place(audio, int(round(offset_s * sr)), int(round(onset_s * sr)), num_samples))
-    rendered = _render(np.stack(segments), recipe, renderer)
+    rendered = _render(np.stack(segments), recipe, renderer, bank)
     return rendered if recipe.mixture_gain == 1.0 else _scale(rendered, recipe.mixture_gain)

@@ -89,7 +89,7 @@ class Renderer:
         return torch.fft.irfft(spectra, n=self.nfft)[..., : self.filter_length].numpy()
 
     def render(self, dry: np.ndarray, azimuths_deg: np.ndarray) -> RenderedMixture:
-        """Render dry sources, target first.
+        """Render dry sources through the HRIRs of their azimuths, target first.
 
         Args:
             dry: (S, N) float32 dry sources with their gains applied, target first.
@@ -99,23 +99,50 @@ class Renderer:
             The mixture, the target's image, the dry target and the interferers' images,
             each cut to N samples.
         """
-        num_sources, num_samples = dry.shape
-        block, nfft = self.block, self.nfft
-        num_blocks = -(-num_samples // block)
-        signals = torch.from_numpy(np.ascontiguousarray(dry, dtype=np.float32))
-        padded = torch.nn.functional.pad(signals, (0, num_blocks * block - num_samples))
-        blocks = torch.fft.rfft(padded.view(num_sources, num_blocks, block), n=nfft)  # (S, B, F)
-        spectra = self.spectra(np.asarray(azimuths_deg))  # (S, 2, F)
-        products = blocks[:, None] * spectra[:, :, None]  # (S, 2, B, F)
-        pieces = torch.fft.irfft(products, n=nfft)  # (S, 2, B, nfft)
-        out = torch.zeros(num_sources, 2, (num_blocks + 1) * block)
-        out[..., : num_blocks * block].view(num_sources, 2, num_blocks, block).add_(pieces[..., :block])
-        tail = nfft - block  # = filter_length - 1 <= block, spills into the next block only
-        out[..., block:].view(num_sources, 2, num_blocks, block)[..., :tail].add_(pieces[..., block:])
-        images = out[..., :num_samples].numpy()  # (S, 2, N)
-        return RenderedMixture(
-            mixture=images.sum(axis=0),
-            target=images[0],
-            dry_target=np.asarray(dry[0], dtype=np.float32),
-            interferers=images[1:],
-        )
+        return _overlap_add(dry, self.spectra(np.asarray(azimuths_deg)), self.block, self.nfft)
+
+    def render_filters(self, dry: np.ndarray, filters: np.ndarray) -> RenderedMixture:
+        """Render dry sources through given FIR pairs (e.g. BRIRs of ~15,000 taps), target first.
+
+        The same overlap-add as :meth:`render`, with the FFT size chosen for the filters' length
+        the same way (``next_fast_len(max(4096, 4 L))``).
+
+        Args:
+            dry: (S, N) float32 dry sources with their gains applied, target first.
+            filters: (S, 2, L) impulse responses (left, right) of each source.
+
+        Returns:
+            As :meth:`render`.
+        """
+        if filters.ndim != 3 or filters.shape[:2] != (dry.shape[0], 2):
+            raise ValueError(f"filters must have shape ({dry.shape[0]}, 2, L), got {filters.shape}")
+        length = filters.shape[-1]
+        nfft = scipy.fft.next_fast_len(max(4096, 4 * length), real=True)
+        spectra = torch.fft.rfft(torch.from_numpy(np.asarray(filters, dtype=np.float64)), n=nfft)
+        return _overlap_add(dry, spectra.to(torch.complex64), nfft - length + 1, nfft)
+
+
+def _overlap_add(dry: np.ndarray, spectra: torch.Tensor, block: int, nfft: int) -> RenderedMixture:
+    """Uniformly partitioned overlap-add of (S, N) sources with (S, 2, F) filter spectra.
+
+    The filters must be at most ``nfft - block + 1`` taps long, so each block's tail spills
+    into the next block only.
+    """
+    num_sources, num_samples = dry.shape
+    num_blocks = -(-num_samples // block)
+    signals = torch.from_numpy(np.ascontiguousarray(dry, dtype=np.float32))
+    padded = torch.nn.functional.pad(signals, (0, num_blocks * block - num_samples))
+    blocks = torch.fft.rfft(padded.view(num_sources, num_blocks, block), n=nfft)  # (S, B, F)
+    products = blocks[:, None] * spectra[:, :, None]  # (S, 2, B, F)
+    pieces = torch.fft.irfft(products, n=nfft)  # (S, 2, B, nfft)
+    out = torch.zeros(num_sources, 2, (num_blocks + 1) * block)
+    out[..., : num_blocks * block].view(num_sources, 2, num_blocks, block).add_(pieces[..., :block])
+    tail = nfft - block  # = filter_length - 1 <= block, spills into the next block only
+    out[..., block:].view(num_sources, 2, num_blocks, block)[..., :tail].add_(pieces[..., block:])
+    images = out[..., :num_samples].numpy()  # (S, 2, N)
+    return RenderedMixture(
+        mixture=images.sum(axis=0),
+        target=images[0],
+        dry_target=np.asarray(dry[0], dtype=np.float32),
+        interferers=images[1:],
+    )

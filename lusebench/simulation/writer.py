@@ -37,7 +37,9 @@ from lusebench.simulation.config import SCHEMA_VERSION, SimulationConfig
 from lusebench.simulation.corpus import Corpus, distinct_captions, open_corpus
 from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.recipe import Recipe, draw_recipe, mixture_id, render_recipe
+from lusebench.simulation.brir_bank import BrirBank, default_bank_dir
 from lusebench.simulation.render import RenderedMixture, Renderer
+from lusebench.simulation.rooms import load_sphere_hrirs
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,15 @@ MANIFEST_COLUMNS = (
     "azimuths_deg", "snr_db", "gains", "mixture_gain", "angular_separation_deg", "hrtf", "hrtf_interpolation",
     "schema_version", "lusebench_version",
 )
-_LIST_FIELDS = {"clip_ids", "captions", "clip_offsets_s", "onsets_s", "azimuths_deg", "snr_db", "gains"}
+# The room's columns (neutral on anechoic rows: room "anechoic", rt60_s 0, empty lists).
+ROOM_COLUMNS = (
+    "room", "rt60_s", "room_dims_m", "listener_position_m", "source_positions_m", "distances_m", "wall_absorption",
+    "image_order", "drr_db",
+)
+_LIST_FIELDS = {
+    "clip_ids", "captions", "clip_offsets_s", "onsets_s", "azimuths_deg", "snr_db", "gains", "room_dims_m",
+    "listener_position_m", "distances_m", "drr_db",
+}
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,10 @@ def max_distinct_mixtures(num_captions: int, num_sources: int) -> int:
     return num_captions * math.comb(num_captions - 1, num_sources - 1)
 
 
-def _open_inputs(config: SimulationConfig) -> tuple[Corpus, Renderer]:
+Inputs = tuple[Corpus, Renderer, "BrirBank | None"]
+
+
+def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None) -> Inputs:
     corpus = open_corpus(config.corpus)
     clips = corpus.split(config.split)
     captions = distinct_captions(clips)
@@ -95,15 +108,23 @@ def _open_inputs(config: SimulationConfig) -> tuple[Corpus, Renderer]:
             f"{limit} distinct {config.num_sources}-source mixtures; asked for {config.num_mixtures}"
         )
     hrtf = load_hrtf(config.hrtf, config.sample_rate)
-    return corpus, Renderer(hrtf, config.interpolation)
+    bank = None
+    if config.room == "reverberant":
+        sphere = load_sphere_hrirs(config.hrtf, config.sample_rate, config.interpolation)
+        bank = BrirBank(default_bank_dir() if brir_bank is None else Path(brir_bank), sphere)
+    return corpus, Renderer(hrtf, config.interpolation), bank
 
 
 def recipe_from_row(row: dict[str, Any]) -> Recipe:
     """The recipe stored in one manifest row."""
     values = {}
     for field in fields(Recipe):
+        if field.name not in row:  # a manifest written before the field existed
+            continue
         value = row[field.name]
-        if field.name in _LIST_FIELDS:
+        if field.name == "source_positions_m":
+            value = tuple(tuple(float(v) for v in position) for position in value)
+        elif field.name in _LIST_FIELDS:
             value = tuple(value.tolist() if isinstance(value, np.ndarray) else value)
         elif isinstance(value, np.generic):
             value = value.item()
@@ -151,11 +172,13 @@ def _row(config: SimulationConfig, recipe: Recipe, checksums: dict[str, tuple[st
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(config: SimulationConfig, out: str, inputs: tuple[Corpus, Renderer] | None = None) -> None:
+def _init_worker(config: SimulationConfig, out: str, brir_bank: str | None, inputs: Inputs | None = None) -> None:
     # One thread per process: processes scale, and torch 2.13's MKL threads can hang after fork.
     torch.set_num_threads(1)
-    corpus, renderer = inputs if inputs is not None else _open_inputs(config)
-    _STATE.update(config=config, out=Path(out), corpus=corpus, renderer=renderer, clips=corpus.split(config.split))
+    corpus, renderer, bank = inputs if inputs is not None else _open_inputs(config, brir_bank)
+    _STATE.update(
+        config=config, out=Path(out), corpus=corpus, renderer=renderer, bank=bank, clips=corpus.split(config.split)
+    )
 
 
 def _marker(out: Path, mixture_id: str) -> Path:
@@ -189,7 +212,7 @@ def _render_one(index: int) -> str:
     if _finished_row(out, mixture_id(config.split, config.num_sources, index)) is not None:
         return "skipped"
     recipe, rendered = draw_recipe(
-        _STATE["corpus"], _STATE["clips"], config, _rng_key(config, index), _STATE["renderer"], index
+        _STATE["corpus"], _STATE["clips"], config, _rng_key(config, index), _STATE["renderer"], index, _STATE["bank"]
     )
     checksums = {}
     for prefix, (path, payload) in _encoded_files(config, recipe, rendered).items():
@@ -243,7 +266,8 @@ def _mixture_ids(config: SimulationConfig) -> list[str]:
 def write_manifest(out: Path, rows: list[dict[str, Any]]) -> Path:
     """Write ``manifest.parquet`` atomically from rows in index order."""
     frame = pd.DataFrame(rows)
-    frame = frame[list(MANIFEST_COLUMNS) + sorted(set(frame.columns) - set(MANIFEST_COLUMNS))]
+    known = list(MANIFEST_COLUMNS) + list(ROOM_COLUMNS)
+    frame = frame[known + sorted(set(frame.columns) - set(known))]
     table = pa.Table.from_pandas(frame, preserve_index=False)
     path = out / MANIFEST_FILE
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
@@ -251,11 +275,11 @@ def write_manifest(out: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def _iterate(
-    indices: list[int], config: SimulationConfig, out: Path, workers: int, inputs: tuple[Corpus, Renderer]
+    indices: list[int], config: SimulationConfig, out: Path, workers: int, inputs: Inputs, brir_bank: str | None
 ) -> Iterator[str]:
     if workers <= 1:
         threads = torch.get_num_threads()
-        _init_worker(config, str(out), inputs)
+        _init_worker(config, str(out), brir_bank, inputs)
         try:
             yield from map(_render_one, indices)
         finally:
@@ -263,7 +287,7 @@ def _iterate(
         return
     # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(config, str(out))) as pool:
+    with context.Pool(workers, initializer=_init_worker, initargs=(config, str(out), brir_bank)) as pool:
         yield from pool.imap(_render_one, indices, chunksize=4)
 
 
@@ -273,6 +297,7 @@ def simulate(
     workers: int = 1,
     shard: Shard = Shard(),
     progress: bool = True,
+    brir_bank: Path | str | None = None,
 ) -> Path | None:
     """Render the set ``config`` describes into ``out``.
 
@@ -282,6 +307,7 @@ def simulate(
         workers: processes, one thread each.
         shard: the part of the set this call renders.
         progress: show a progress bar.
+        brir_bank: folder of the BRIR bank (reverberant sets); ``default_bank_dir()`` when None.
 
     Returns:
         The manifest path once every mixture of the set is in ``out``, else None (other shards pending).
@@ -292,7 +318,8 @@ def simulate(
     out = Path(out)
     if workers < 1:
         raise LusebenchError(f"--workers must be at least 1, got {workers}")
-    inputs = _open_inputs(config)  # fails early on a bad corpus or SOFA file
+    bank_dir = None if brir_bank is None else str(brir_bank)
+    inputs = _open_inputs(config, bank_dir)  # fails early on a bad corpus or SOFA file
     inputs[0].check(config.split)
     created = _prepare_folder(out, config)
     start = time.perf_counter()
@@ -302,7 +329,7 @@ def simulate(
         _write_static_files(out, config)
         bar = tqdm(total=len(indices), desc=f"simulate {out.name}", unit="mix", disable=not progress)
         with bar:
-            for outcome in _iterate(indices, config, out, workers, inputs):
+            for outcome in _iterate(indices, config, out, workers, inputs, bank_dir):
                 counts[outcome] += 1
                 bar.update()
     except BaseException:
@@ -348,19 +375,22 @@ class VerifyReport:
         return not self.mismatched
 
 
-def verify(data_dir: Path | str, progress: bool = True) -> VerifyReport:
-    """Re-render every mixture of a folder from its manifest row and compare the files' checksums."""
+def verify(data_dir: Path | str, progress: bool = True, brir_bank: Path | str | None = None) -> VerifyReport:
+    """Re-render every mixture of a folder from its manifest row and compare the files' checksums.
+
+    Reverberant rows take their BRIRs from ``brir_bank`` (computing any that are missing).
+    """
     data_dir = Path(data_dir)
     config = load_config(data_dir)
     manifest = load_manifest(data_dir)
-    corpus, renderer = _open_inputs(config)
+    corpus, renderer, bank = _open_inputs(config, brir_bank)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the rendering path of simulate: same thread count, same floats
     mismatched = []
     try:
         for row in tqdm(manifest.to_dict("records"), desc="verify", unit="mix", disable=not progress):
             recipe = recipe_from_row(row)
-            rendered = render_recipe(recipe, corpus, renderer)
+            rendered = render_recipe(recipe, corpus, renderer, bank)
             for prefix, (_, payload) in _encoded_files(config, recipe, rendered).items():
                 if hashlib.sha256(payload).hexdigest() != row[f"{prefix}_sha256"]:
                     mismatched.append(recipe.mixture_id)
