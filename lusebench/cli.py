@@ -114,6 +114,31 @@ def _run_hrtf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "leaderboard",
+        help="rank results.json files as a Markdown table and a static web page",
+        description="Rank results written by `lusebench evaluate`, one table per test set (fingerprint), "
+        "condition and source count, beside the paper's Table 1. Writes leaderboard.md and a "
+        "self-contained index.html.",
+    )
+    p.add_argument(
+        "results", nargs="*", type=Path, metavar="RESULTS",
+        help="results.json files or folders searched for them (default: the repository's leaderboard/entries/)",
+    )
+    p.add_argument("--out", type=Path, default=Path("site"), help="output folder (default site/)")
+    p.add_argument("--no-paper", action="store_true", help="leave out the paper's Table 1")
+    p.set_defaults(func=_run_leaderboard)
+
+
+def _run_leaderboard(args: argparse.Namespace) -> int:
+    from lusebench.leaderboard import build_leaderboard
+
+    board = build_leaderboard(args.results, args.out, include_paper=not args.no_paper)
+    print(f"{len(board.tables)} tables written to {board.markdown} and {board.html}")
+    return 0
+
+
 _SUBMISSION_FORMAT = """\
 submission format (docs/submission-format.md):
   SUBMISSION/
@@ -210,7 +235,7 @@ def _run_figures(args: argparse.Namespace) -> int:
     return 0
 
 
-_PARSERS = [_add_simulate_parser, _add_hrtf_parser, _add_evaluate_parser, _add_reference_parser, _add_figures_parser]
+_PARSERS = [_add_simulate_parser, _add_hrtf_parser, _add_leaderboard_parser, _add_evaluate_parser, _add_reference_parser, _add_figures_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

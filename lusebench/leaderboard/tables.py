@@ -1,0 +1,166 @@
+"""Group checked results into ranked tables in the layout of the paper's Table 1.
+
+One table per (test set fingerprint, condition, source count): systems scored on different test
+sets are never ranked together. The paper's own rows form separate tables, one per source count,
+placed beside the measured tables with the same source count.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lusebench.leaderboard.results import ResultsFile, Stat
+
+if TYPE_CHECKING:
+    from lusebench.leaderboard.paper import PaperTable
+
+# Figures are shown, and best values decided, at the paper's precision: 0.1 dB, 0.1 %, 0.1 deg.
+DECIMALS = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    """A metric column of Table 1; ``key`` is the results.json metric key."""
+
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("si_snri_db", "SI-SNRi", "dB", higher_is_better=True),
+    # Plain SDR (10 log10 |s|^2 / |s - s_hat|^2), the AudioSep / DCASE LASS definition.
+    Column("sdri_db", "SDRi", "dB", higher_is_better=True),
+    Column("doa_accuracy_pct", "Accuracy", "%", higher_is_better=True),
+    Column("doa_mae_deg", "MAE", "deg", higher_is_better=False),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One system in one table.
+
+    ``values`` holds only the columns the system's tasks cover (a missing key is the paper's "-").
+    ``results`` is the file a measured row came from; ``None`` for a row reported in the paper,
+    which carries the paper's ``system_number`` instead.
+    """
+
+    system: str
+    tasks: tuple[str, ...]
+    gcc_phat: bool | None  # None: not stated by the submission
+    channels: int
+    values: Mapping[str, Stat]
+    system_number: int | None = None
+    results: ResultsFile | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows that may be compared: one test set, one condition, one source count."""
+
+    test_set: str
+    num_sources: int
+    rows: tuple[Row, ...]
+    fingerprint: str | None = None
+    condition: str | None = None
+    split: str | None = None
+    reported_in_paper: str | None = None  # the paper's provenance label, for paper tables only
+
+    @property
+    def title(self) -> str:
+        # Two test sets may share a folder name: the short fingerprint tells them apart.
+        parts = [f"{self.test_set} ({self.fingerprint[:12]})" if self.fingerprint else self.test_set]
+        parts += [part for part in (self.split, self.condition) if part]
+        parts.append(f"{self.num_sources} sources")
+        return " · ".join(parts)
+
+    def best(self, column: Column) -> float | None:
+        """Best value of ``column`` at display precision, or ``None`` when no row has one."""
+        values = [round(row.values[column.key].mean, DECIMALS) for row in self.rows if column.key in row.values]
+        if not values:
+            return None
+        return max(values) if column.higher_is_better else min(values)
+
+    def is_best(self, row: Row, column: Column) -> bool:
+        stat = row.values.get(column.key)
+        return stat is not None and round(stat.mean, DECIMALS) == self.best(column)
+
+
+def _rank_key(row: Row) -> tuple[float, float, float, str]:
+    # Extraction quality first (the benchmark's main task), then localization; a metric a
+    # system does not report sorts after every reported value.
+    def signed(key: str, sign: float) -> float:
+        return sign * row.values[key].mean if key in row.values else math.inf
+
+    return (signed("si_snri_db", -1.0), signed("doa_accuracy_pct", -1.0), signed("doa_mae_deg", 1.0), row.system)
+
+
+def _folder_name(path: str) -> str:
+    # The path was written on the evaluating machine, maybe Windows: split on either separator.
+    return re.split(r"[\\/]", path.rstrip("/\\"))[-1] or "unnamed test set"
+
+
+def _measured_row(results: ResultsFile, num_sources: int) -> Row:
+    system = results.system
+    return Row(
+        system=system.name,
+        tasks=system.tasks,
+        gcc_phat=system.gcc_phat,
+        channels=system.channels,
+        values=results.metrics[num_sources],
+        results=results,
+    )
+
+
+def build_tables(results: Sequence[ResultsFile], paper: PaperTable | None = None) -> tuple[Table, ...]:
+    """Group results into ranked tables, with the paper's tables beside them.
+
+    Args:
+        results: checked results files; one file yields a row in each of its source counts.
+        paper: the paper's Table 1, or ``None`` to leave it out.
+
+    Returns:
+        Tables ordered by source count; for each count the paper's table comes first, then the
+        measured ones ordered by test set name, condition and fingerprint. Measured rows are
+        ranked by SI-SNRi, then DoA accuracy, then MAE; paper rows keep the paper's order.
+    """
+    groups: dict[tuple[int, str, str], list[ResultsFile]] = {}
+    for item in results:
+        for count in item.dataset.num_sources:
+            groups.setdefault((count, item.dataset.fingerprint, item.dataset.condition), []).append(item)
+
+    measured: list[Table] = []
+    for (count, fingerprint, condition), members in groups.items():
+        # One fingerprint is one test set, but its folder may have moved: show every name seen.
+        names = sorted({_folder_name(member.dataset.path) for member in members})
+        measured.append(
+            Table(
+                test_set=" = ".join(names),
+                num_sources=count,
+                rows=tuple(sorted((_measured_row(m, count) for m in members), key=_rank_key)),
+                fingerprint=fingerprint,
+                condition=condition,
+                split=members[0].dataset.split,
+            )
+        )
+    tables: list[Table] = []
+    counts = sorted({table.num_sources for table in measured} | set(paper.rows_by_num_sources if paper else ()))
+    for count in counts:
+        if paper is not None and count in paper.rows_by_num_sources:
+            tables.append(
+                Table(
+                    test_set=paper.test_set,
+                    num_sources=count,
+                    rows=paper.rows_by_num_sources[count],
+                    reported_in_paper=paper.provenance,
+                )
+            )
+        same_count = [table for table in measured if table.num_sources == count]
+        tables += sorted(same_count, key=lambda t: (t.test_set, t.condition or "", t.fingerprint or ""))
+    return tuple(tables)
+

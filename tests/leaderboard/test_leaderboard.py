@@ -1,0 +1,326 @@
+"""Leaderboard without a browser: reading results, tables, ranking, best values, Markdown and HTML."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lusebench.cli import main
+from lusebench.errors import LusebenchError
+from lusebench.leaderboard import COLUMNS, build_leaderboard, build_tables, find_results, load_paper_table, load_results
+from lusebench.leaderboard import build as build_module
+from lusebench.leaderboard.paper import PAPER_PROVENANCE, PAPER_TABLE_PATH
+from lusebench.leaderboard.results import parse_results
+from lusebench.testing.results import fake_results, write_fake_results
+
+REPO = Path(__file__).resolve().parents[2]
+OTHER_FINGERPRINT = "ab" * 32
+
+
+def _table_cells(paper, count):
+    return [
+        (row.system_number, row.system, {key: stat.mean for key, stat in row.values.items()})
+        for row in paper.rows_by_num_sources[count]
+    ]
+
+
+# ---------------------------------------------------------------- the paper's Table 1
+
+
+def test_paper_table_holds_the_papers_numbers():
+    paper = load_paper_table()
+    assert paper.provenance == PAPER_PROVENANCE == "reported in the paper (AudioCaps, 4x A800)"
+    assert paper.test_set == "AudioCaps (paper)"
+    rows = {row.system_number: row for group in paper.rows_by_num_sources.values() for row in group}
+    assert sorted(rows) == list(range(1, 11))
+    assert [r.system_number for r in paper.rows_by_num_sources[2]] == [1, 2, 3, 4, 5]
+    assert [r.system_number for r in paper.rows_by_num_sources[3]] == [6, 7, 8, 9, 10]
+    means = {n: [rows[n].values[c.key].mean for c in COLUMNS] for n in (5, 9)}
+    assert means[5] == [20.3, 21.6, 89.9, 7.0]
+    assert means[9] == [13.3, 14.2, 75.1, 17.2]
+    assert [rows[n].system for n in range(1, 6)] == ["T-HTDemucs", "MLP-GCC", "LuSeeL†", "LuSeeL°", "LuSeeL"]
+    # "-" in the paper: T-HTDemucs does no localization, MLP-GCC no extraction.
+    assert set(rows[1].values) == {"si_snri_db", "sdri_db"} and rows[1].channels == 1
+    assert set(rows[7].values) == {"doa_accuracy_pct", "doa_mae_deg"} and rows[7].gcc_phat
+    assert rows[7].values["doa_mae_deg"].mean == 65.7 and rows[6].values["sdri_db"].mean == 7.7
+    assert rows[4].tasks == ("extraction", "localization") and not rows[4].gcc_phat
+
+
+def test_repository_leaderboard_folder_shows_the_packaged_paper_table():
+    assert (REPO / "leaderboard" / "paper_table1.json").read_bytes() == PAPER_TABLE_PATH.read_bytes()
+
+
+def test_unlabelled_paper_table_is_refused(tmp_path):
+    data = json.loads(PAPER_TABLE_PATH.read_text())
+    data["provenance"] = "measured"
+    path = tmp_path / "paper.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(LusebenchError, match="provenance"):
+        load_paper_table(path)
+
+
+# ---------------------------------------------------------------- reading results files
+
+
+def test_results_file_round_trips(tmp_path):
+    path = write_fake_results(tmp_path / "a", system="luseel", num_sources=(2, 3), si_snri_db=12.0, figures=["fig2"])
+    results = load_results(path)
+    assert results.system.name == "luseel" and results.system.tasks == ("extraction", "localization")
+    assert results.dataset.num_sources == (2, 3) and results.dataset.condition == "anechoic"
+    # The fake shifts each source count's block by (n - 2): the reader must keep them apart.
+    assert results.metrics[2]["si_snri_db"].mean == 12.0 and results.metrics[3]["si_snri_db"].mean == 13.0
+    assert results.metrics[2]["si_snri_db"].ci95 == 0.5 and results.metrics[2]["si_snri_db"].n == 50
+    assert results.created_utc.year == 2026 and results.created_utc.utcoffset().total_seconds() == 0
+    assert [f.name for f in results.figures] == ["fig2.png"]
+
+
+def test_only_the_metrics_of_claimed_tasks_are_read(tmp_path):
+    data = fake_results(tasks=["extraction"])
+    data["metrics"]["overall"]["doa_mae_deg"] = {"mean": 1.0, "ci95": 0.1, "n": 100}
+    results = parse_results(data, tmp_path / "results.json")
+    assert set(results.metrics[3]) == {"si_snri_db", "sdri_db"}
+
+
+@pytest.mark.parametrize("version", [2, 0, "1", None])
+def test_unknown_schema_version_is_rejected(tmp_path, version):
+    data = fake_results()
+    data["schema_version"] = version
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(LusebenchError) as error:
+        load_results(path)
+    message = str(error.value)
+    assert "\n" not in message and str(path) in message
+    assert f"schema_version {json.dumps(version)}" in message and "reads schema_version 1" in message
+
+
+def test_missing_schema_version_is_rejected(tmp_path):
+    data = fake_results()
+    del data["schema_version"]
+    with pytest.raises(LusebenchError, match="no schema_version"):
+        parse_results(data, tmp_path / "results.json")
+
+
+def test_invalid_json_is_rejected_with_its_position(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text('{"schema_version": 1,\n "system": }')
+    with pytest.raises(LusebenchError, match=r"not valid JSON .*line 2") as error:
+        load_results(path)
+    assert "\n" not in str(error.value) and str(path) in str(error.value)
+
+
+def test_every_problem_of_a_malformed_file_is_reported_at_once(tmp_path):
+    data = fake_results()
+    del data["system"]["name"]
+    data["dataset"]["fingerprint"] = "not-a-hash"
+    data["system"]["gcc_phat"] = "yes"
+    data["metrics"]["by_num_sources"]["3"]["doa_mae_deg"]["mean"] = float("nan")
+    with pytest.raises(LusebenchError) as error:
+        parse_results(data, tmp_path / "results.json")
+    message = str(error.value)
+    assert message.startswith(f"malformed results file {tmp_path / 'results.json'}: ") and "\n" not in message
+    assert "system.name is missing" in message
+    assert "dataset.fingerprint should be 64 lowercase hex digits" in message
+    assert "system.gcc_phat should be a boolean" in message
+    assert "metrics.by_num_sources.3.doa_mae_deg.mean should be a finite number" in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d: d["metrics"]["by_num_sources"]["3"].pop("si_snri_db"), "by_num_sources.3.si_snri_db is missing"),
+        (lambda d: d["metrics"]["by_num_sources"].pop("2"), "metrics.by_num_sources.2 is missing"),
+        (lambda d: d["system"].update(tasks=["separation"]), "system.tasks should be a non-empty list of tasks"),
+        (lambda d: d.update(created_utc="yesterday"), "created_utc is not an ISO 8601 time"),
+        (lambda d: d.pop("dataset"), "results.dataset is missing"),
+        (lambda d: d["dataset"].update(num_sources=[]), "dataset.num_sources should be a non-empty list"),
+    ],
+)
+def test_malformed_fields_are_rejected(tmp_path, edit, expected):
+    data = fake_results(num_sources=(2, 3))
+    edit(data)
+    with pytest.raises(LusebenchError, match=re.escape(expected)):
+        parse_results(data, tmp_path / "results.json")
+
+
+def test_top_level_must_be_an_object(tmp_path):
+    with pytest.raises(LusebenchError, match="top level should be a JSON object"):
+        parse_results([1, 2], tmp_path / "results.json")
+
+
+def test_find_results_searches_folders_and_rejects_bad_paths(tmp_path):
+    a = write_fake_results(tmp_path / "runs" / "a")
+    b = write_fake_results(tmp_path / "runs" / "deep" / "b")
+    assert find_results([tmp_path / "runs", a]) == [a.resolve(), b.resolve()]
+    with pytest.raises(LusebenchError, match="results path not found"):
+        find_results([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LusebenchError, match="no results.json under"):
+        find_results([tmp_path / "empty"])
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _load(tmp_path, name, **kwargs):
+    return load_results(write_fake_results(tmp_path / name, system=name, **kwargs))
+
+
+def test_measured_rows_are_ranked_and_best_values_marked(tmp_path):
+    entries = [
+        _load(tmp_path, "weak", si_snri_db=6.0, sdri_db=14.0, doa_mae_deg=30.0),
+        _load(tmp_path, "strong", si_snri_db=12.0, sdri_db=13.0, doa_mae_deg=40.0),
+        _load(tmp_path, "locator", tasks=["localization"], doa_accuracy_pct=70.0, doa_mae_deg=10.0),
+    ]
+    (table,) = build_tables(entries)
+    assert [row.system for row in table.rows] == ["strong", "weak", "locator"]
+    best = {c.key: [row.system for row in table.rows if table.is_best(row, c)] for c in COLUMNS}
+    assert best == {
+        "si_snri_db": ["strong"],
+        "sdri_db": ["weak"],
+        "doa_accuracy_pct": ["locator"],
+        "doa_mae_deg": ["locator"],  # lower is better
+    }
+
+
+def test_values_equal_at_display_precision_are_both_best(tmp_path):
+    entries = [_load(tmp_path, "a", si_snri_db=12.04), _load(tmp_path, "b", si_snri_db=11.96)]
+    (table,) = build_tables(entries)
+    assert all(table.is_best(row, COLUMNS[0]) for row in table.rows)
+
+
+def test_different_test_sets_and_conditions_get_separate_tables(tmp_path):
+    entries = [
+        _load(tmp_path, "a"),
+        _load(tmp_path, "b", fingerprint=OTHER_FINGERPRINT),
+        _load(tmp_path, "c", condition="reverberant"),
+        _load(tmp_path, "d"),
+    ]
+    tables = build_tables(entries)
+    assert sorted(tuple(sorted(r.system for r in t.rows)) for t in tables) == [("a", "d"), ("b",), ("c",)]
+    titles = [table.title for table in tables]
+    assert len(set(titles)) == 3 and any(OTHER_FINGERPRINT[:12] in title for title in titles)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["0" * 64, "1" * 64, "f" * 64]), st.sampled_from(["anechoic", "reverberant"]),
+                  st.sets(st.integers(2, 4), min_size=1)),
+        min_size=1, max_size=8,
+    )
+)
+def test_no_table_mixes_test_sets(tmp_path_factory, specs):
+    folder = tmp_path_factory.mktemp("entries")
+    entries = [
+        parse_results(
+            fake_results(f"s{i}", fingerprint=fp, condition=cond, num_sources=sorted(counts)), folder / f"{i}.json"
+        )
+        for i, (fp, cond, counts) in enumerate(specs)
+    ]
+    tables = build_tables(entries, load_paper_table())
+    placed = []
+    for table in tables:
+        if table.reported_in_paper:
+            assert all(row.results is None for row in table.rows)
+            continue
+        for row in table.rows:
+            dataset = row.results.dataset
+            assert (dataset.fingerprint, dataset.condition) == (table.fingerprint, table.condition)
+            placed.append((row.system, table.num_sources))
+    # Every (system, source count) appears in exactly one table.
+    assert sorted(placed) == sorted((f"s{i}", n) for i, (_, _, counts) in enumerate(specs) for n in counts)
+    assert [t.num_sources for t in tables] == sorted(t.num_sources for t in tables)
+
+
+def test_paper_tables_sit_beside_measured_tables_of_the_same_source_count(tmp_path):
+    tables = build_tables([_load(tmp_path, "a", num_sources=(3,))], load_paper_table())
+    assert [(t.num_sources, bool(t.reported_in_paper)) for t in tables] == [(2, True), (3, True), (3, False)]
+
+
+# ---------------------------------------------------------------- files written
+
+
+@pytest.fixture
+def board(tmp_path):
+    write_fake_results(tmp_path / "res" / "luseel", system="luseel", si_snri_db=12.34, figures=["fig2"])
+    write_fake_results(
+        tmp_path / "res" / "htdemucs", system="<b>t|htdemucs</b>", tasks=["extraction"], si_snri_db=6.0,
+        channels=1, gcc_phat=False, link="javascript:alert(1)",
+    )
+    return build_leaderboard([tmp_path / "res"], tmp_path / "site")
+
+
+def test_markdown_shows_paper_and_measured_tables(board):
+    text = board.markdown.read_text()
+    assert text.count("*reported in the paper (AudioCaps, 4x A800)*") == 2
+    assert "| 5 | LuSeeL | Both | ✓ | 2 | **20.3** | **21.6** | **89.9** | **7.0** |" in text
+    assert "| 9 | LuSeeL° | Both | ✗ | 2 | **13.3** | **14.2** | 75.1 | 17.2 |" in text
+    best_row = "| 1 | luseel | Both | ✓ | 2 | **12.3 ± 0.5** | **11.0 ± 0.5** | **50.0 ± 0.5** | **20.0 ± 0.5** |"
+    assert best_row in text
+    assert "| 2 | <b>t\\|htdemucs</b> | Extraction | ✗ | 1 | 6.0 ± 0.5 | **11.0 ± 0.5** | - | - |" in text
+    assert "lusebench 0.1.0, commit `0123456789ab`, test set `" + "0" * 64 + "`, scored 2026-11-28" in text
+    assert "javascript:" not in text
+    (figure_link,) = re.findall(r"\[fig2\]\(([^)]+)\)", text)
+    assert (board.markdown.parent / figure_link).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_html_is_self_contained_and_escaped(board):
+    page = board.html.read_text()
+    assert "<script src" not in page and "<link" not in page and "@import" not in page
+    sources = re.findall(r'src="([^"]+)"', page)
+    assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
+    assert re.findall(r'href="([^"]+)"', page) == ["https://example.org/fake-system"]  # javascript: link dropped
+    assert "<b>t|htdemucs</b>" not in page and "&lt;b&gt;t|htdemucs&lt;/b&gt;" in page
+    assert page.count('<table class="leaderboard paper"') == 2
+    assert page.count('<table class="leaderboard measured"') == 1
+    assert page.count("reported in the paper (AudioCaps, 4x A800)") == 2
+    assert '<td class="num best" data-sort="12.34">12.3 ± 0.5</td>' in page
+    assert '<td class="num" data-sort="">-</td>' in page
+
+
+def test_written_files_are_world_readable(board):
+    assert board.html.stat().st_mode & 0o777 == 0o644 and board.markdown.stat().st_mode & 0o777 == 0o644
+
+
+def test_no_results_uses_the_entries_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(build_module, "DEFAULT_ENTRIES", tmp_path / "entries")
+    tables = build_leaderboard([], tmp_path / "site").tables
+    assert [t.reported_in_paper is not None for t in tables] == [True, True]
+    write_fake_results(tmp_path / "entries" / "luseel-3src", system="luseel")
+    tables = build_leaderboard([], tmp_path / "site").tables
+    assert [row.system for row in tables[-1].rows] == ["luseel"]
+
+
+def test_cli_writes_the_site(tmp_path, capsys):
+    results = write_fake_results(tmp_path / "res", system="luseel")
+    assert main(["leaderboard", str(results), "--out", str(tmp_path / "site"), "--no-paper"]) == 0
+    assert "1 tables written" in capsys.readouterr().out
+    assert "AudioCaps (paper)" not in (tmp_path / "site" / "leaderboard.md").read_text()
+
+
+def test_cli_rejects_a_bad_file_in_one_line(tmp_path, capsys):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({**fake_results(), "schema_version": 7}))
+    assert main(["leaderboard", str(path), "--out", str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lusebench leaderboard: error: unknown results format" in err
+    assert not (tmp_path / "site").exists()
+
+
+def test_what_the_evaluator_writes_for_unknowns_is_accepted(tmp_path):
+    # Pins the evaluator's real output: gcc_phat null (system.json silent), empty link,
+    # parameters null, and mean null with n 0 for a metric no item could be scored on.
+    data = fake_results(gcc_phat=None, link="")
+    data["system"]["parameters"] = None
+    data["metrics"]["by_num_sources"]["3"]["doa_mae_deg"] = {"mean": None, "ci95": None, "n": 0}
+    results = parse_results(data, tmp_path / "results.json")
+    assert results.system.gcc_phat is None and results.system.link is None
+    assert "doa_mae_deg" not in results.metrics[3] and "si_snri_db" in results.metrics[3]
+    (table,) = build_tables([results])
+    assert table.best(COLUMNS[3]) is None
