@@ -139,6 +139,23 @@ def _run_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_systems_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "systems",
+        help="list the baseline systems with their tasks and parameter counts",
+        description="The paper's five systems: name, paper name, tasks, input channels, GCC-PHAT, "
+        "trainable parameters at the paper and tiny presets (frozen text encoder not counted).",
+    )
+    p.set_defaults(func=_run_systems)
+
+
+def _run_systems(args: argparse.Namespace) -> int:
+    from lusebench.baselines.systems import format_system_table, system_table
+
+    print(format_system_table(system_table()))
+    return 0
+
+
 _SUBMISSION_FORMAT = """\
 submission format (docs/submission-format.md):
   SUBMISSION/
@@ -235,7 +252,7 @@ def _run_figures(args: argparse.Namespace) -> int:
     return 0
 
 
-_PARSERS = [_add_simulate_parser, _add_hrtf_parser, _add_leaderboard_parser, _add_evaluate_parser, _add_reference_parser, _add_figures_parser]
+_PARSERS = [_add_simulate_parser, _add_hrtf_parser, _add_leaderboard_parser, _add_systems_parser, _add_evaluate_parser, _add_reference_parser, _add_figures_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

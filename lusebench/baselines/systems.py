@@ -1,0 +1,488 @@
+"""The paper's five systems as one configurable module, a registry by name, and checkpoint dicts.
+
+=============== ======== ============ ========= ========= ======================================
+name            paper    tasks        channels  GCC-PHAT  parts
+=============== ======== ============ ========= ========= ======================================
+t-htdemucs      T-HTD.   extraction   1         no        backbone (1 ch, run per ear)
+mlp-gcc         MLP-GCC  localization 2         yes       text vector + GCC-PHAT -> DoA decoder
+luseel-extract  LuSeeL†  extraction   2         no        backbone
+luseel-nogcc    LuSeeL°  both         2         no        backbone + spectral DoA encoder
+luseel          LuSeeL   both         2         yes       backbone + spectral DoA + GCC-PHAT
+=============== ======== ============ ========= ========= ======================================
+
+Every system takes a (B, 2, T) binaural mixture and captions (or precomputed
+:class:`TextEmbedding`) and returns a :class:`SystemOutput`. The frozen text encoder is not part
+of the module's state: it is rebuilt from the config (the embedded MiniLM, a local T5, or the
+seeded tiny T5), so a checkpoint holds only trained weights plus the config that rebuilds the
+module (:func:`system_from_checkpoint_dict`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from lusebench import __version__
+from lusebench.baselines.backbone import BackboneConfig, HybridBackbone
+from lusebench.baselines.localization import DoAConfig, DoADecoder, GccPhatConfig, SpectralDoAEncoder, gcc_phat
+from lusebench.baselines.losses import LossConfig, delta_spectrum_loss, doa_mse, neg_si_snr
+from lusebench.baselines.text import (
+    CachedTextEncoder,
+    TextAdapter,
+    TextConfig,
+    TextEmbedding,
+    encoder_width,
+    load_text_encoder,
+)
+from lusebench.errors import LusebenchError
+
+CHECKPOINT_SCHEMA_VERSION = 1
+Preset = Literal["paper", "tiny"]
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """Everything that builds one system; defaults are the full LuSeeL at the paper preset.
+
+    Attributes:
+        name: registry name of the system.
+        sample_rate: audio sample rate in Hz.
+        clip_samples: clip length the localization head is built for (paper: 10 s = 160000).
+        extraction: the system returns a waveform.
+        localization: the system returns DoA likelihoods.
+        spectral_doa: localization reads the backbone's spectral layers (else the text vector).
+        backbone: extraction backbone; None for a system without one (MLP-GCC).
+        text: frozen text encoder and trainable adapter.
+        gcc: GCC-PHAT features for localization; None to leave them out.
+        doa: localization head sizes.
+        loss: loss weights.
+    """
+
+    name: str = "luseel"
+    sample_rate: int = 16000
+    clip_samples: int = 160000
+    extraction: bool = True
+    localization: bool = True
+    spectral_doa: bool = True
+    backbone: BackboneConfig | None = BackboneConfig()
+    text: TextConfig = TextConfig()
+    gcc: GccPhatConfig | None = GccPhatConfig()
+    doa: DoAConfig = DoAConfig()
+    loss: LossConfig = LossConfig()
+
+    @property
+    def input_channels(self) -> int:
+        """Channels the network itself takes (1 for T-HTDemucs, which is run on each ear)."""
+        return self.backbone.audio_channels if self.backbone is not None else 2
+
+    @property
+    def tasks(self) -> str:
+        if self.extraction and self.localization:
+            return "both"
+        return "extraction" if self.extraction else "localization"
+
+
+@dataclass(frozen=True)
+class SystemOutput:
+    """What a system returns for a batch.
+
+    Attributes:
+        waveform: (B, 2, T) extracted binaural target, or None for a localization-only system.
+        doa_likelihood: (B, num_bins) sigmoid likelihoods per azimuth bin, or None.
+        spectral_layers: spectral stream (B, N_spec, dim) after each transformer layer; empty
+            without a backbone, and from the per-ear batch (2B) for T-HTDemucs.
+    """
+
+    waveform: torch.Tensor | None
+    doa_likelihood: torch.Tensor | None
+    spectral_layers: tuple[torch.Tensor, ...]
+
+
+class BaselineSystem(nn.Module):
+    """One of the five systems, chosen by its config; see the module docstring.
+
+    Args:
+        config: what to build. Use :func:`build_system` for the registered systems.
+    """
+
+    def __init__(self, config: SystemConfig) -> None:
+        super().__init__()
+        if not (config.extraction or config.localization):
+            raise LusebenchError(f"system {config.name!r} has neither extraction nor localization")
+        if (config.extraction or (config.localization and config.spectral_doa)) and config.backbone is None:
+            raise LusebenchError(f"system {config.name!r} needs a backbone for extraction or spectral DoA")
+        self.config = config
+        self._encoder: CachedTextEncoder | None = None
+        self.text_adapter = TextAdapter(encoder_width(config.text), config.text)
+        self.backbone = HybridBackbone(config.backbone, config.text.adapter_dim) if config.backbone else None
+        self.spectral_doa: SpectralDoAEncoder | None = None
+        self.doa_decoder: DoADecoder | None = None
+        if config.localization:
+            if config.spectral_doa:
+                tokens = config.backbone.spectral_tokens(config.clip_samples)
+                self.spectral_doa = SpectralDoAEncoder(tokens, config.backbone.transformer_layers, config.doa)
+                width = config.backbone.transformer_dim
+            else:
+                width = config.text.adapter_dim
+            if config.gcc is not None:
+                width += config.gcc.num_features
+            self.doa_decoder = DoADecoder(width, config.doa)
+
+    @property
+    def text_encoder(self) -> CachedTextEncoder:
+        """The frozen, cached text encoder, loaded on first use (not part of the state dict)."""
+        if self._encoder is None:
+            self._encoder = CachedTextEncoder(load_text_encoder(self.config.text))
+        return self._encoder
+
+    def embed_text(self, text: Sequence[str] | TextEmbedding, device: torch.device) -> TextEmbedding:
+        """Captions -> frozen token embeddings on ``device``; embeddings pass through."""
+        if isinstance(text, TextEmbedding):
+            return text.to(device)
+        if isinstance(text, str):
+            raise LusebenchError("captions must be a list of strings, one per mixture, not a single string")
+        return self.text_encoder.encode(list(text)).to(device)
+
+    def doa_features(
+        self, mixture: torch.Tensor, pooled_text: torch.Tensor, spectral_layers: tuple[torch.Tensor, ...]
+    ) -> torch.Tensor:
+        """Input of the DoA decoder (B, D): spectral DoA vector (or text vector), then GCC-PHAT.
+
+        At the paper preset for ``luseel``: 512 + 376 = 888.
+        """
+        parts = [self.spectral_doa(spectral_layers) if self.spectral_doa is not None else pooled_text]
+        if self.config.gcc is not None:
+            parts.append(gcc_phat(mixture, self.config.gcc).flatten(1).to(parts[0].dtype))
+        return torch.cat(parts, dim=1)
+
+    def forward(self, mixture: torch.Tensor, text: Sequence[str] | TextEmbedding) -> SystemOutput:
+        """Extracts and/or localizes the captioned source.
+
+        Args:
+            mixture: (B, 2, T) binaural waveform (T-HTDemucs also takes (B, 1, T)).
+            text: B captions, or their precomputed frozen-encoder embeddings.
+
+        Returns:
+            The :class:`SystemOutput`; the waveform has the mixture's shape.
+
+        Raises:
+            LusebenchError: wrong mixture shape, caption count, or clip length for localization.
+        """
+        cfg = self.config
+        if mixture.dim() != 3 or mixture.shape[1] not in ((1, 2) if cfg.input_channels == 1 else (2,)):
+            raise LusebenchError(f"system {cfg.name!r} needs a (batch, 2, time) mixture, got {tuple(mixture.shape)}")
+        batch, channels, length = mixture.shape
+        embedding = self.embed_text(text, mixture.device)
+        if embedding.tokens.shape[0] != batch:
+            raise LusebenchError(f"{batch} mixtures but {embedding.tokens.shape[0]} captions")
+        if cfg.localization and length != cfg.clip_samples:
+            raise LusebenchError(
+                f"system {cfg.name!r} localizes {cfg.clip_samples}-sample clips only, got {length} samples"
+            )
+        _, pooled = self.text_adapter(embedding)  # (B, adapter_dim)
+
+        waveform, layers = None, ()
+        if self.backbone is not None:
+            ears = channels // cfg.input_channels
+            # A single-channel backbone sees each ear as its own item, so it maps (B,2,T)->(B,2,T).
+            out = self.backbone(
+                mixture.reshape(batch * ears, cfg.input_channels, length),
+                pooled.repeat_interleave(ears, dim=0),
+                decode=cfg.extraction,
+            )
+            layers = out.spectral_layers
+            if out.waveform is not None:
+                waveform = out.waveform.reshape(batch, channels, length)
+        likelihood = None
+        if self.doa_decoder is not None:
+            likelihood = self.doa_decoder(self.doa_features(mixture, pooled, layers))
+        return SystemOutput(waveform, likelihood, layers)
+
+    def loss(
+        self,
+        output: SystemOutput,
+        target_waveform: torch.Tensor | None,
+        azimuth_deg: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """Loss terms and their total ``-SI-SNR + delta spectrum + gamma * DoA MSE`` (paper eq. 1-3).
+
+        Args:
+            output: this system's output.
+            target_waveform: (B, 2, T) binaural image of the target; needed for extraction.
+            azimuth_deg: (B,) target azimuth in degrees; needed for localization.
+
+        Returns:
+            ``neg_si_snr`` and ``delta_spectrum`` (extraction), ``doa_mse`` (localization), ``total``.
+        """
+        terms: dict[str, torch.Tensor] = {}
+        total = None
+        if output.waveform is not None:
+            if target_waveform is None or target_waveform.shape != output.waveform.shape:
+                got = None if target_waveform is None else tuple(target_waveform.shape)
+                raise LusebenchError(f"target waveform must be {tuple(output.waveform.shape)}, got {got}")
+            terms["neg_si_snr"] = neg_si_snr(output.waveform, target_waveform)
+            terms["delta_spectrum"] = delta_spectrum_loss(
+                output.waveform, target_waveform, self.config.loss.resolutions
+            )
+            total = terms["neg_si_snr"] + terms["delta_spectrum"]
+        if output.doa_likelihood is not None:
+            if azimuth_deg is None or azimuth_deg.shape != output.doa_likelihood.shape[:1]:
+                got = None if azimuth_deg is None else tuple(azimuth_deg.shape)
+                raise LusebenchError(f"azimuth_deg must be ({output.doa_likelihood.shape[0]},), got {got}")
+            terms["doa_mse"] = doa_mse(output.doa_likelihood, azimuth_deg, self.config.loss.sigma2_deg2)
+            weighted = self.config.loss.gamma * terms["doa_mse"]
+            total = weighted if total is None else total + weighted
+        terms["total"] = total
+        return terms
+
+    def checkpoint_dict(self) -> dict[str, Any]:
+        """Weights plus the config that rebuilds this module with no config file."""
+        return {
+            "schema_version": CHECKPOINT_SCHEMA_VERSION,
+            "lusebench_version": __version__,
+            "config": dataclasses.asdict(self.config),
+            "state_dict": self.state_dict(),
+        }
+
+
+def _dataclass_type(annotation: Any) -> type | None:
+    """The dataclass inside ``X`` or ``X | None``, else None."""
+    candidates = typing.get_args(annotation) or (annotation,)
+    return next((c for c in candidates if isinstance(c, type) and is_dataclass(c)), None)
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Rebuilds a (nested) frozen config dataclass from plain values; lists become tuples."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise LusebenchError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        sub = _dataclass_type(hints[name])
+        if sub is not None and isinstance(value, dict):
+            value = _from_dict(sub, value, f"{where}.{name}")
+        elif isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> SystemConfig:
+    """Inverse of ``dataclasses.asdict`` for :class:`SystemConfig` (also after a JSON round trip)."""
+    return _from_dict(SystemConfig, data, "system config")
+
+
+def system_from_checkpoint_dict(checkpoint: dict[str, Any]) -> BaselineSystem:
+    """Rebuilds a system and loads its weights from :meth:`BaselineSystem.checkpoint_dict` output.
+
+    Raises:
+        LusebenchError: not a lusebench checkpoint, a newer schema, or weights that do not fit.
+    """
+    if not isinstance(checkpoint, dict) or "config" not in checkpoint or "state_dict" not in checkpoint:
+        raise LusebenchError("not a lusebench system checkpoint (needs 'config' and 'state_dict')")
+    version = checkpoint.get("schema_version")
+    if version != CHECKPOINT_SCHEMA_VERSION:
+        raise LusebenchError(f"checkpoint schema_version {version} is not {CHECKPOINT_SCHEMA_VERSION}")
+    system = BaselineSystem(config_from_dict(checkpoint["config"]))
+    try:
+        system.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise LusebenchError(f"checkpoint weights do not fit its config: {first}") from error
+    return system
+
+
+# Presets. The tiny preset keeps every part and the layer pattern but shrinks widths and the
+# clip (1 s) so a system has well under 1M parameters and trains a step on CPU in a blink.
+TINY_CLIP_SAMPLES = 16000
+_TINY_BACKBONE = BackboneConfig(
+    channels=8, nfft=1024, hop_length=256, transformer_dim=32, transformer_heads=2, transformer_ffn=64
+)
+_TINY_TEXT = TextConfig(encoder="tiny-t5", adapter_dim=32, adapter_layers=2, adapter_heads=2, adapter_ffn=64)
+_TINY_GCC = GccPhatConfig(nfft=512, hop_length=256, segments=2)
+_TINY_DOA = DoAConfig(layer_tokens_out=8, fdoa_hidden=(32, 16), decoder_hidden=64, decoder_layers=3)
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A registered system: its names in lusebench and in the paper, and what it does.
+
+    Attributes:
+        name: registry name.
+        paper_name: name in the paper's Table 1.
+        single_channel: runs a 1-channel backbone on each ear.
+        extraction: returns a waveform.
+        localization: returns DoA likelihoods.
+        spectral_doa: localizes from the backbone's spectral layers.
+        gcc: uses GCC-PHAT features.
+    """
+
+    name: str
+    paper_name: str
+    single_channel: bool
+    extraction: bool
+    localization: bool
+    spectral_doa: bool
+    gcc: bool
+
+    def config(self, preset: Preset) -> SystemConfig:
+        """This system's config at ``preset``."""
+        if preset == "paper":
+            backbone, text, gcc, doa, clip = BackboneConfig(), TextConfig(), GccPhatConfig(), DoAConfig(), 160000
+        elif preset == "tiny":
+            backbone, text, gcc, doa, clip = _TINY_BACKBONE, _TINY_TEXT, _TINY_GCC, _TINY_DOA, TINY_CLIP_SAMPLES
+        else:
+            raise LusebenchError(f"unknown preset {preset!r}; choose paper or tiny")
+        needs_backbone = self.extraction or self.spectral_doa
+        return SystemConfig(
+            name=self.name,
+            clip_samples=clip,
+            extraction=self.extraction,
+            localization=self.localization,
+            spectral_doa=self.spectral_doa,
+            backbone=replace(backbone, audio_channels=1 if self.single_channel else 2) if needs_backbone else None,
+            text=text,
+            gcc=gcc if self.gcc else None,
+            doa=doa,
+        )
+
+
+SYSTEMS: dict[str, SystemSpec] = {
+    spec.name: spec
+    for spec in (
+        SystemSpec("t-htdemucs", "T-HTDemucs", True, True, False, False, False),
+        SystemSpec("mlp-gcc", "MLP-GCC", False, False, True, False, True),
+        SystemSpec("luseel-extract", "LuSeeL†", False, True, False, False, False),
+        SystemSpec("luseel-nogcc", "LuSeeL°", False, True, True, True, False),
+        SystemSpec("luseel", "LuSeeL", False, True, True, True, True),
+    )
+}
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> None:
+    """Rejects an override whose type does not match the field's (an int passes for a float)."""
+    if typing.get_origin(annotation) is Literal:
+        if value not in typing.get_args(annotation):
+            raise LusebenchError(f"{where}: {value!r} is not one of {typing.get_args(annotation)}")
+        return
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    members = typing.get_args(annotation) if is_union else (annotation,)
+    allowed = tuple(typing.get_origin(m) or m for m in members)
+    ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+    if not ok and not (float in allowed and type(value) is int):
+        raise LusebenchError(f"{where}: {value!r} does not have the field's type {annotation}")
+
+
+def apply_overrides(config: Any, overrides: dict[str, Any], where: str = "override") -> Any:
+    """A copy of a config dataclass with fields replaced; nested configs take a dict of fields.
+
+    Raises:
+        LusebenchError: an unknown field or a value of the wrong type.
+    """
+    hints = typing.get_type_hints(type(config))
+    changes = {}
+    for name, value in overrides.items():
+        if name not in hints:
+            raise LusebenchError(f"{where}: unknown field {name!r}; known: {', '.join(sorted(hints))}")
+        current = getattr(config, name)
+        if is_dataclass(current) and isinstance(value, dict):
+            value = apply_overrides(current, value, f"{where}.{name}")
+        elif not is_dataclass(value):
+            _check_type(value, hints[name], f"{where}.{name}")
+        changes[name] = value
+    return replace(config, **changes)
+
+
+def system_config(name: str, preset: Preset = "paper", **overrides: Any) -> SystemConfig:
+    """The config of a registered system at a preset, with ``overrides`` applied.
+
+    Raises:
+        LusebenchError: unknown system, preset or override.
+    """
+    if name not in SYSTEMS:
+        raise LusebenchError(f"unknown system {name!r}; choose one of {', '.join(SYSTEMS)}")
+    return apply_overrides(SYSTEMS[name].config(preset), overrides, f"{name}/{preset}")
+
+
+def build_system(
+    name: str, preset: Preset = "paper", *, seed: int = 0, device: torch.device | str | None = None, **overrides: Any
+) -> BaselineSystem:
+    """Builds a registered system with weights initialised from ``seed``.
+
+    Args:
+        name: one of :data:`SYSTEMS`.
+        preset: ``paper`` (the paper's sizes) or ``tiny`` (CPU-sized, 1 s clips).
+        seed: initialisation seed; the caller's global RNG state is left as it was.
+        device: where to allocate; ``"meta"`` builds without memory (parameter counts).
+        **overrides: :class:`SystemConfig` fields; nested configs take a dict of their fields,
+            e.g. ``backbone={"channels": 32}``.
+
+    Raises:
+        LusebenchError: unknown system, preset or override, or absent text encoder files.
+    """
+    config = system_config(name, preset, **overrides)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            return BaselineSystem(config)
+
+
+def parameter_count(module: nn.Module) -> int:
+    """Number of trainable parameters (the frozen text encoder is not part of the module)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+@dataclass(frozen=True)
+class SystemRow:
+    """One line of ``lusebench systems``."""
+
+    name: str
+    paper_name: str
+    tasks: str
+    channels: int
+    gcc_phat: bool
+    params_paper: int
+    params_tiny: int
+
+
+def system_table() -> list[SystemRow]:
+    """Every registered system with its parameter counts at both presets (built on 'meta')."""
+    rows = []
+    for spec in SYSTEMS.values():
+        counts = {preset: parameter_count(build_system(spec.name, preset, device="meta")) for preset in ("paper", "tiny")}
+        config = spec.config("tiny")
+        rows.append(
+            SystemRow(
+                spec.name,
+                spec.paper_name,
+                config.tasks,
+                1 if spec.single_channel else 2,
+                spec.gcc,
+                counts["paper"],
+                counts["tiny"],
+            )
+        )
+    return rows
+
+
+def format_system_table(rows: Sequence[SystemRow]) -> str:
+    """Plain-text table of :func:`system_table` rows."""
+    header = ("name", "paper", "tasks", "channels", "GCC-PHAT", "params (paper)", "params (tiny)")
+    body = [
+        (r.name, r.paper_name, r.tasks, str(r.channels), "yes" if r.gcc_phat else "no", f"{r.params_paper:,}", f"{r.params_tiny:,}")
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in (header, *body)]
+    return "\n".join(lines)
+

@@ -1,0 +1,164 @@
+"""The five systems at the tiny preset: shapes, gradients, FiLM, checkpoints, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+
+from lusebench.baselines.systems import (
+    SYSTEMS,
+    SystemOutput,
+    build_system,
+    parameter_count,
+    system_from_checkpoint_dict,
+)
+from lusebench.cli import main
+from lusebench.errors import LusebenchError
+
+T = 16000
+CAPTIONS = ["a dog barks twice", "rain on a tin roof"]
+
+
+def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    mixture = torch.randn(2, 2, T, generator=g)
+    target = torch.randn(2, 2, T, generator=g)
+    return mixture, target, torch.tensor([30.0, 359.0])
+
+
+@pytest.mark.parametrize("name", list(SYSTEMS))
+def test_tiny_forward_backward_shapes_and_gradients(name):
+    system = build_system(name, "tiny")
+    assert parameter_count(system) < 1_000_000
+    mixture, target, azimuth = _batch()
+    out = system(mixture, CAPTIONS)
+    spec = SYSTEMS[name]
+    assert (out.waveform is not None) == spec.extraction
+    assert (out.doa_likelihood is not None) == spec.localization
+    if out.waveform is not None:
+        assert out.waveform.shape == (2, 2, T)
+    if out.doa_likelihood is not None:
+        assert out.doa_likelihood.shape == (2, 360)
+        assert ((out.doa_likelihood > 0) & (out.doa_likelihood < 1)).all()
+    terms = system.loss(out, target, azimuth)
+    expected = {"total"} | ({"neg_si_snr", "delta_spectrum"} if spec.extraction else set())
+    expected |= {"doa_mse"} if spec.localization else set()
+    assert set(terms) == expected
+    terms["total"].backward()
+    missing = [n for n, p in system.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", list(SYSTEMS))
+def test_different_captions_give_different_outputs(name):
+    system = build_system(name, "tiny").eval()
+    mixture, _, _ = _batch()
+    with torch.no_grad():
+        a = system(mixture, ["a dog barks twice"] * 2)
+        b = system(mixture, ["rain on a tin roof"] * 2)
+    for x, y in ((a.waveform, b.waveform), (a.doa_likelihood, b.doa_likelihood)):
+        if x is not None:
+            assert (x - y).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("name", ["luseel", "luseel-nogcc"])
+def test_doa_loss_gradient_reaches_the_backbone(name):
+    system = build_system(name, "tiny")
+    mixture, _, azimuth = _batch()
+    out = system(mixture, CAPTIONS)
+    system.loss(SystemOutput(None, out.doa_likelihood, out.spectral_layers), None, azimuth)["total"].backward()
+    backbone = system.backbone
+    assert backbone.spec_encoder[0].conv.weight.grad.abs().sum() > 0
+    assert backbone.time_encoder[0].conv.weight.grad.abs().sum() > 0  # through cross-attention
+    assert backbone.time_decoder[0].conv.weight.grad is None  # decoders play no part in DoA
+
+
+def test_total_loss_weights_doa_by_gamma_10():
+    system = build_system("luseel", "tiny")
+    mixture, target, azimuth = _batch()
+    terms = system.loss(system(mixture, CAPTIONS), target, azimuth)
+    manual = terms["neg_si_snr"] + terms["delta_spectrum"] + 10 * terms["doa_mse"]
+    assert terms["total"].item() == pytest.approx(manual.item())
+
+
+def test_single_channel_system_runs_each_ear_on_its_own():
+    system = build_system("t-htdemucs", "tiny").eval()
+    mixture, _, _ = _batch()
+    with torch.no_grad():
+        both = system(mixture, CAPTIONS).waveform
+        left = system(mixture[:, :1], CAPTIONS).waveform
+        right = system(mixture[:, 1:], CAPTIONS).waveform
+    torch.testing.assert_close(both, torch.cat([left, right], dim=1), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["luseel", "t-htdemucs", "mlp-gcc"])
+def test_checkpoint_rebuilds_without_a_config_file(name):
+    system = build_system(name, "tiny", seed=3).eval()
+    buffer = io.BytesIO()
+    torch.save(system.checkpoint_dict(), buffer)
+    checkpoint = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+    checkpoint["config"] = json.loads(json.dumps(checkpoint["config"]))  # survives JSON (tuples -> lists)
+    rebuilt = system_from_checkpoint_dict(checkpoint).eval()
+    assert rebuilt.config == system.config
+    mixture, _, _ = _batch()
+    with torch.no_grad():
+        a, b = system(mixture, CAPTIONS), rebuilt(mixture, CAPTIONS)
+    for x, y in ((a.waveform, b.waveform), (a.doa_likelihood, b.doa_likelihood)):
+        if x is not None:
+            torch.testing.assert_close(x, y)
+
+
+def test_build_is_seeded_and_leaves_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a, b = build_system("luseel", "tiny", seed=1), build_system("luseel", "tiny", seed=1)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    c = build_system("luseel", "tiny", seed=2)
+    assert not torch.equal(a.backbone.spec_in.weight, c.backbone.spec_in.weight)
+
+
+def test_overrides_change_the_config_and_are_checked():
+    system = build_system("luseel-extract", "tiny", backbone={"channels": 4}, clip_samples=8000)
+    assert system.backbone.spec_encoder[0].conv.out_channels == 4 and system.config.clip_samples == 8000
+    with pytest.raises(LusebenchError, match="unknown field 'channel'"):
+        build_system("luseel", "tiny", backbone={"channel": 4})
+    with pytest.raises(LusebenchError, match="does not have the field's type"):
+        build_system("luseel", "tiny", clip_samples="10s")
+    with pytest.raises(LusebenchError, match="is not one of"):
+        build_system("luseel", "tiny", text={"encoder": "bert"})
+    with pytest.raises(LusebenchError, match="unknown system 'luseal'"):
+        build_system("luseal")
+    with pytest.raises(LusebenchError, match="must divide"):
+        build_system("luseel", "tiny", backbone={"nfft": 1000})
+
+
+def test_bad_inputs_are_rejected_with_clear_messages():
+    system = build_system("luseel", "tiny")
+    mixture, target, azimuth = _batch()
+    with pytest.raises(LusebenchError, match=r"needs a \(batch, 2, time\) mixture"):
+        system(mixture[:, :1], CAPTIONS)
+    with pytest.raises(LusebenchError, match="2 mixtures but 1 captions"):
+        system(mixture, CAPTIONS[:1])
+    with pytest.raises(LusebenchError, match="16000-sample clips only"):
+        system(mixture[..., :8000], CAPTIONS)
+    with pytest.raises(LusebenchError, match="list of strings"):
+        system(mixture, "a dog")
+    out = system(mixture, CAPTIONS)
+    with pytest.raises(LusebenchError, match="azimuth_deg"):
+        system.loss(out, target, None)
+    with pytest.raises(LusebenchError, match="target waveform"):
+        system.loss(out, target[..., :100], azimuth)
+    with pytest.raises(LusebenchError, match="not a lusebench system checkpoint"):
+        system_from_checkpoint_dict({"state_dict": {}})
+
+
+def test_systems_command_lists_all_five(capsys):
+    assert main(["systems"]) == 0
+    out = capsys.readouterr().out
+    for name, paper_name in [("t-htdemucs", "T-HTDemucs"), ("luseel-extract", "LuSeeL†"), ("luseel", "LuSeeL")]:
+        assert name in out and paper_name in out
+    luseel = next(line for line in out.splitlines() if line.startswith("luseel "))
+    assert "both" in luseel and "yes" in luseel
