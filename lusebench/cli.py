@@ -156,6 +156,68 @@ def _run_systems(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-baseline",
+        help="train one of the five systems with the paper's recipe",
+        description="Train a system on mixtures rendered on the fly from the corpus's train split, "
+        "validating on a fixed rendered val set (AdamW 1e-4, warm-up, halve the rate after 6 epochs "
+        "without improvement, stop after 10). Several GPUs: torchrun --nproc_per_node=4 -m lusebench.cli "
+        "train-baseline ... (only rank 0 writes).",
+    )
+    p.add_argument("--system", required=True, help="t-htdemucs, mlp-gcc, luseel-extract, luseel-nogcc or luseel")
+    p.add_argument("--sources", type=int, default=3, help="sources per mixture (default 3)")
+    p.add_argument("--preset", choices=["paper", "tiny"], default="paper", help="model and recipe size (default paper)")
+    p.add_argument("--out", type=Path, help="run folder (default runs/SYSTEM)")
+    p.add_argument("--corpus", default=None, help="minicaps (default), audiocaps:ROOT or hf:NAME_OR_PATH")
+    p.add_argument("--hrtf", default=None, help="kemar (default) or a SOFA file")
+    p.add_argument("--val-data", type=Path, help="a rendered val folder (default: rendered into OUT/val)")
+    p.add_argument("--batch-size", type=int, help="mixtures per step per GPU (paper 32 x 4 GPUs; tiny 4)")
+    p.add_argument("--epoch-size", type=int, help="mixtures per epoch (paper preset 20000)")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    p.add_argument("--max-epochs", type=int, help="stop after this many epochs")
+    p.add_argument("--workers", type=int, help="DataLoader processes per GPU (paper preset 4)")
+    p.add_argument("--seed", type=int, help="seed of data, initialisation and dropout (default 0)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUT from last.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from lusebench.baselines.train import TrainConfig, train
+
+    config = TrainConfig.for_preset(
+        args.preset, system=args.system, num_sources=args.sources, corpus=args.corpus, hrtf=args.hrtf,
+        batch_size=args.batch_size, epoch_mixtures=args.epoch_size, max_steps=args.max_steps,
+        max_epochs=args.max_epochs, num_workers=args.workers, seed=args.seed,
+    )
+    out = args.out or Path("runs") / args.system
+    best = train(config, out, resume=args.resume, val_data=args.val_data, device=args.device, progress=not args.no_progress)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
+def _add_infer_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("infer", help="run a trained checkpoint over a rendered set and write a submission")
+    p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by train-baseline")
+    p.add_argument("--data", type=Path, required=True, help="a rendered dataset folder")
+    p.add_argument("--out", type=Path, required=True, help="submission folder to write")
+    p.add_argument("--batch-size", type=int, default=8, help="mixtures per batch (default 8)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_infer)
+
+
+def _run_infer(args: argparse.Namespace) -> int:
+    from lusebench.baselines.infer import infer
+
+    out = infer(args.checkpoint, args.data, args.out, batch_size=args.batch_size, device=args.device,
+                progress=not args.no_progress)
+    print(f"submission written to {out}")
+    return 0
+
+
 _SUBMISSION_FORMAT = """\
 submission format (docs/submission-format.md):
   SUBMISSION/
@@ -252,7 +314,7 @@ def _run_figures(args: argparse.Namespace) -> int:
     return 0
 
 
-_PARSERS = [_add_simulate_parser, _add_hrtf_parser, _add_leaderboard_parser, _add_systems_parser, _add_evaluate_parser, _add_reference_parser, _add_figures_parser]
+_PARSERS = [_add_simulate_parser, _add_hrtf_parser, _add_leaderboard_parser, _add_systems_parser, _add_train_parser, _add_infer_parser, _add_evaluate_parser, _add_reference_parser, _add_figures_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

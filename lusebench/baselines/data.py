@@ -1,0 +1,70 @@
+"""Rendered dataset folders (docs/dataset-format.md) as torch datasets, for validation and inference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from lusebench.errors import LusebenchError
+from lusebench.io import read_audio
+
+MANIFEST_FILE = "manifest.parquet"
+
+
+def read_manifest(data_dir: Path | str) -> pd.DataFrame:
+    """The manifest of a dataset folder, with a one-line error when there is none."""
+    path = Path(data_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise LusebenchError(f"{data_dir} is not a rendered dataset folder (no {MANIFEST_FILE})")
+    return pd.read_parquet(path)
+
+
+class RenderedSet(Dataset):
+    """Items of a rendered folder: ``mixture`` (2, N), ``target`` (2, N), ``azimuth_deg``, ``caption``, ``mixture_id``."""
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.root = Path(data_dir)
+        self.manifest = read_manifest(self.root)
+        if self.manifest.empty:
+            raise LusebenchError(f"{data_dir} holds no mixtures")
+        self.sample_rate = int(self.manifest["sample_rate"].iloc[0])
+        self.num_samples = int(self.manifest["num_samples"].iloc[0])
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.manifest.iloc[index]
+        mixture, rate = read_audio(self.root / row["mixture_path"])
+        target, _ = read_audio(self.root / row["target_path"])
+        if rate != self.sample_rate or mixture.shape != (2, self.num_samples):
+            raise LusebenchError(f"{row['mixture_path']}: expected 2 x {self.num_samples} samples at {self.sample_rate} Hz")
+        return {
+            "mixture": torch.from_numpy(mixture),
+            "target": torch.from_numpy(target),
+            "azimuth_deg": float(row["target_azimuth_deg"]),
+            "caption": str(row["caption"]),
+            "mixture_id": str(row["mixture_id"]),
+        }
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors, keep captions and ids as lists."""
+    return {
+        "mixture": torch.stack([item["mixture"] for item in items]),
+        "target": torch.stack([item["target"] for item in items]),
+        "azimuth_deg": torch.tensor([item["azimuth_deg"] for item in items], dtype=torch.float32),
+        "caption": [item["caption"] for item in items],
+        "mixture_id": [item["mixture_id"] for item in items],
+    }
+
+
+def peak_normalise(x: np.ndarray) -> np.ndarray:
+    """Scale so that the peak is under full scale; leaves quieter signals alone."""
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    return x * (0.999 / peak) if peak >= 0.999 else x

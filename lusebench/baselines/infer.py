@@ -1,0 +1,110 @@
+"""Inference: a trained checkpoint over a rendered set, written as a benchmark submission."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from lusebench.baselines.data import RenderedSet, collate, peak_normalise
+from lusebench.baselines.systems import parameter_count, system_from_checkpoint_dict
+from lusebench.baselines.train import load_checkpoint
+from lusebench.benchmark.submission import (
+    AUDIO_DIR,
+    DOA_LIKELIHOOD,
+    SystemInfo,
+    write_doa_csv,
+    write_system_json,
+)
+from lusebench.errors import LusebenchError
+from lusebench.io import atomic_write, encode_audio, write_bytes
+
+log = logging.getLogger(__name__)
+
+# The paper's names of the five systems, for system.json.
+PAPER_NAMES = {
+    "t-htdemucs": "T-HTDemucs",
+    "mlp-gcc": "MLP-GCC",
+    "luseel-extract": "LuSeeL† (extraction only)",
+    "luseel-nogcc": "LuSeeL° (no GCC-PHAT)",
+    "luseel": "LuSeeL",
+}
+
+
+def infer(
+    checkpoint: Path | str,
+    data: Path | str,
+    out: Path | str,
+    batch_size: int = 8,
+    device: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run a checkpoint over every mixture of ``data`` and write a submission folder ``out``.
+
+    Extraction writes ``audio/<mixture_id>.flac`` (2 channels; a single-channel system runs on
+    each ear); localization writes ``doa_likelihood.npy`` (N, 360) in manifest order and
+    ``doa.csv`` with the argmax azimuths; ``system.json`` comes from the checkpoint.
+
+    Raises:
+        LusebenchError: missing or foreign checkpoint, data folder without a manifest, or a
+            sample rate / clip length the system was not built for.
+    """
+    payload = load_checkpoint(checkpoint)
+    model = system_from_checkpoint_dict(payload["model"])
+    config = model.config
+    dataset = RenderedSet(data)
+    if dataset.sample_rate != config.sample_rate:
+        raise LusebenchError(f"{data} is at {dataset.sample_rate} Hz; {config.name} was trained at {config.sample_rate} Hz")
+    if config.localization and dataset.num_samples != config.clip_samples:
+        raise LusebenchError(
+            f"{data} has {dataset.num_samples}-sample mixtures; {config.name} localizes {config.clip_samples}-sample clips"
+        )
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device).eval()
+    out = Path(out)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    likelihoods: list[np.ndarray] = []
+    azimuths: dict[str, float] = {}
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    with torch.no_grad():
+        for batch in tqdm(loader, desc="infer", unit="batch", disable=not progress):
+            with autocast:
+                output = model(batch["mixture"].to(device), batch["caption"])
+            if output.waveform is not None:
+                for mixture_id, waveform in zip(batch["mixture_id"], output.waveform.float().cpu().numpy()):
+                    payload_bytes = encode_audio(peak_normalise(waveform), dataset.sample_rate, "flac")
+                    write_bytes(out / AUDIO_DIR / f"{mixture_id}.flac", payload_bytes)
+            if output.doa_likelihood is not None:
+                batch_likelihood = output.doa_likelihood.float().cpu().numpy()  # (B, 360)
+                likelihoods.append(batch_likelihood)
+                bins = batch_likelihood.shape[1]
+                for mixture_id, row in zip(batch["mixture_id"], batch_likelihood):
+                    azimuths[mixture_id] = float(np.argmax(row)) * 360.0 / bins
+    if likelihoods:
+        stacked = np.concatenate(likelihoods).astype(np.float32)
+        atomic_write(out / DOA_LIKELIHOOD, lambda tmp: _save_npy(tmp, stacked))
+        write_doa_csv(out, azimuths)
+    tasks = tuple(task for task, on in (("extraction", config.extraction), ("localization", config.localization)) if on)
+    write_system_json(
+        out,
+        SystemInfo(
+            name=f"{config.name} ({payload['train_config'].get('preset', 'paper')})",
+            tasks=tasks,
+            parameters=parameter_count(model),
+            description=f"{PAPER_NAMES.get(config.name, config.name)} trained with lusebench {payload['lusebench_version']}, "
+            f"step {payload['step']}",
+            channels=1 if config.input_channels == 1 else 2,
+            gcc_phat=config.gcc is not None and config.localization,
+        ),
+    )
+    log.info("wrote a %s submission for %d mixtures to %s", "+".join(tasks), len(dataset), out)
+    return out
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a file object: np.save would append .npy to a name
+        np.save(handle, array)

@@ -1,0 +1,442 @@
+"""Training with the paper's recipe (section 3.4) on one CPU, one GPU, or many under torchrun.
+
+AdamW at 1e-4, linear warm-up over 5,000 steps, the rate halved after every 6 epochs without a
+better validation loss, stop after 10; gradient clipping; bf16 autocast on CUDA. Training data are
+mixed on the fly (``DynamicMixingDataset``); validation runs on a fixed rendered val set.
+
+Determinism: mixture ``i`` of epoch ``e`` is a pure function of (seed, e, i); each rank takes the
+indices ``rank, rank + world, ...`` in order, and checkpoints keep every RNG state and the
+position in the epoch, so a killed and resumed run ends with the weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from lusebench import __version__
+from lusebench.baselines.data import RenderedSet, collate
+from lusebench.baselines.systems import BaselineSystem, build_system
+from lusebench.errors import LusebenchError
+from lusebench.io import atomic_write
+from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig
+from lusebench.simulation.dynamic import DynamicMixingDataset
+from lusebench.simulation.writer import simulate
+
+log = logging.getLogger(__name__)
+
+TRAIN_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Defaults are the paper's recipe at its per-GPU batch (4 GPUs x 32 = 128).
+
+    Attributes:
+        system: registry name of the system.
+        preset: ``paper`` or ``tiny`` (CPU-sized; scales warm-up, batch and epoch down).
+        num_sources: sources per training and validation mixture.
+        batch_size: mixtures per step on each rank.
+        epoch_mixtures: mixtures drawn per epoch, over all ranks (the paper does not say; 20k
+            mixtures of 10 s is ~55 h of audio, about AudioCaps' training set).
+        val_mixtures: size of the rendered val set when lusebench renders it itself.
+        lr: AdamW learning rate. warmup_steps: linear warm-up. weight_decay: AdamW's.
+        halve_after / stop_after: epochs without a better validation loss before halving the
+            rate / stopping.
+        max_epochs, max_steps: hard limits (None = none).
+        grad_clip: max gradient norm.
+        num_workers: DataLoader processes per rank (each renders with one thread).
+        seed: seeds data, initialisation and dropout.
+        corpus, hrtf: where training and validation mixtures come from.
+    """
+
+    system: str = "luseel"
+    preset: Literal["paper", "tiny"] = "paper"
+    num_sources: int = 3
+    batch_size: int = 32
+    epoch_mixtures: int = 20_000
+    val_mixtures: int = 500
+    lr: float = 1e-4
+    warmup_steps: int = 5000
+    weight_decay: float = 0.01
+    halve_after: int = 6
+    stop_after: int = 10
+    max_epochs: int | None = None
+    max_steps: int | None = None
+    grad_clip: float = 5.0
+    num_workers: int = 4
+    seed: int = 0
+    corpus: str = "minicaps"
+    hrtf: str = "kemar"
+
+    @classmethod
+    def for_preset(cls, preset: str, **overrides: Any) -> TrainConfig:
+        """The paper recipe, or its CPU-sized tiny version; explicit overrides win."""
+        if preset == "paper":
+            base: dict[str, Any] = {}
+        elif preset == "tiny":
+            base = dict(batch_size=4, epoch_mixtures=32, val_mixtures=8, warmup_steps=10, num_workers=0, max_epochs=2)
+        else:
+            raise LusebenchError(f"unknown preset {preset!r}; choose paper or tiny")
+        return cls(preset=preset, **{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+class LearningRate:
+    """Linear warm-up times a factor halved on validation plateaus (state kept in checkpoints)."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.scale = 1.0
+        self.best = math.inf
+        self.bad_epochs = 0
+
+    def at(self, step: int) -> float:
+        warm = min(1.0, (step + 1) / max(1, self.config.warmup_steps))
+        return self.config.lr * warm * self.scale
+
+    def after_validation(self, loss: float) -> tuple[bool, bool]:
+        """Record an epoch's validation loss; return (improved, stop)."""
+        if loss < self.best:
+            self.best, self.bad_epochs = loss, 0
+            return True, False
+        self.bad_epochs += 1
+        if self.bad_epochs % self.config.halve_after == 0:
+            self.scale *= 0.5
+            log.info("no better validation loss for %d epochs: learning rate halved", self.bad_epochs)
+        return False, self.bad_epochs >= self.config.stop_after
+
+    def state_dict(self) -> dict[str, float]:
+        return {"scale": self.scale, "best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.scale, self.best, self.bad_epochs = float(state["scale"]), float(state["best"]), int(state["bad_epochs"])
+
+
+class _RankIndices(Sampler[int]):
+    """This rank's share of an epoch, ``rank, rank + world, ...``, from position ``start`` on."""
+
+    def __init__(self, size: int, rank: int, world: int, start: int = 0) -> None:
+        self.indices = list(range(rank, size, world))[start:]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass(frozen=True)
+class _Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed() -> _Distributed:
+    """Join the process group that torchrun describes in the environment, if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return _Distributed()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+    return _Distributed(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """torch.save, atomically."""
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """A lusebench training checkpoint, with one-line errors for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise LusebenchError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch.load raises many types for a file that is not a checkpoint
+        raise LusebenchError(f"cannot read checkpoint {path}: {type(error).__name__}") from None
+    if not isinstance(payload, dict) or "model" not in payload or "train_schema_version" not in payload:
+        raise LusebenchError(f"{path} is not a lusebench training checkpoint")
+    if payload["train_schema_version"] != TRAIN_SCHEMA_VERSION:
+        raise LusebenchError(
+            f"{path} was written by lusebench {payload.get('lusebench_version')} "
+            f"(checkpoint schema {payload['train_schema_version']}); this version reads {TRAIN_SCHEMA_VERSION}"
+        )
+    return payload
+
+
+def _val_config(config: TrainConfig, sample_rate: int, duration_s: float) -> SimulationConfig:
+    benchmark = BENCHMARK_SETS[f"val-{config.num_sources}src"] if config.num_sources in (2, 3) else None
+    seed = benchmark.seed if benchmark else 1000 + config.num_sources
+    return SimulationConfig(
+        num_sources=config.num_sources, split="val", num_mixtures=config.val_mixtures, seed=seed,
+        sample_rate=sample_rate, duration_s=duration_s, corpus=config.corpus, hrtf=config.hrtf,
+    )
+
+
+def batch_loss(model: BaselineSystem, batch: dict[str, Any], device: torch.device, autocast) -> dict[str, torch.Tensor]:
+    with autocast():
+        output = model(batch["mixture"].to(device, non_blocking=True), batch["caption"])
+    # Losses in float32: SI-SNR's log ratios lose too much in bf16.
+    output = dataclasses.replace(
+        output,
+        waveform=None if output.waveform is None else output.waveform.float(),
+        doa_likelihood=None if output.doa_likelihood is None else output.doa_likelihood.float(),
+    )
+    return model.loss(output, batch["target"].to(device), batch["azimuth_deg"].to(device))
+
+
+@torch.no_grad()
+def validate(model: BaselineSystem, loader: DataLoader, device: torch.device, autocast) -> float:
+    """Mean total loss over a rendered set."""
+    model.eval()
+    total, count = 0.0, 0
+    for batch in loader:
+        loss = batch_loss(model, batch, device, autocast)["total"]
+        total += float(loss) * len(batch["caption"])
+        count += len(batch["caption"])
+    model.train()
+    return total / max(count, 1)
+
+
+def train(
+    config: TrainConfig,
+    out: Path | str,
+    resume: bool = False,
+    val_data: Path | str | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train ``config.system`` into ``out`` (``last.pt``, ``best.pt``, ``metrics.jsonl``).
+
+    Args:
+        config: the run.
+        out: run folder; holds ``train_config.json`` and the checkpoints.
+        resume: continue from ``out/last.pt``.
+        val_data: a rendered val folder; rendered into ``out/val`` when None.
+        device: ``cpu``, ``cuda``, ``cuda:1``; default cuda when available (the local rank's GPU under torchrun).
+        progress: show progress bars (rank 0).
+
+    Returns:
+        Path of the best checkpoint.
+    """
+    out = Path(out)
+    ddp = _setup_distributed()
+    try:
+        return _train(config, out, resume, val_data, device, progress, ddp)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(
+    config: TrainConfig, out: Path, resume: bool, val_data: Path | str | None, device_name: str | None,
+    progress: bool, ddp: _Distributed,
+) -> Path:
+    if device_name is None:
+        device_name = f"cuda:{ddp.local_rank}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device_name)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    checkpoint = None
+    if resume:
+        if not last_path.is_file():
+            raise LusebenchError(f"--resume: no checkpoint to resume in {out} (expected {last_path.name})")
+        checkpoint = load_checkpoint(last_path)
+        stored = TrainConfig(**checkpoint["train_config"])
+        if stored.system != config.system:
+            raise LusebenchError(f"--resume: {last_path} trains {stored.system!r}, not {config.system!r}")
+        # The run goes on as it was configured; only its limits may change.
+        config = dataclasses.replace(stored, max_steps=config.max_steps, max_epochs=config.max_epochs)
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    random.seed(config.seed)
+    model = build_system(config.system, config.preset).to(device)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"]["state_dict"])
+    sample_rate, clip_samples = model.config.sample_rate, model.config.clip_samples
+    duration_s = clip_samples / sample_rate
+
+    if ddp.main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "train_config.json", lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(config), indent=2)))
+    if val_data is None:
+        val_data = out / "val"
+        if ddp.main:
+            simulate(_val_config(config, sample_rate, duration_s), val_data, progress=progress)
+        if ddp.world > 1:
+            dist.barrier()
+    val_set = RenderedSet(val_data)
+    if val_set.num_samples != clip_samples or val_set.sample_rate != sample_rate:
+        raise LusebenchError(
+            f"val set {val_data} has {val_set.num_samples} samples at {val_set.sample_rate} Hz; "
+            f"{config.system} ({config.preset}) needs {clip_samples} at {sample_rate} Hz"
+        )
+    # Loaders get their own generator: iterating one would otherwise draw from the global RNG,
+    # and a resumed run would see other dropout masks than an uninterrupted one.
+    val_loader = DataLoader(
+        val_set, batch_size=config.batch_size, collate_fn=collate, num_workers=0, generator=torch.Generator()
+    )
+
+    train_set = DynamicMixingDataset(
+        SimulationConfig(
+            num_sources=config.num_sources, split="train", num_mixtures=config.epoch_mixtures, seed=config.seed,
+            sample_rate=sample_rate, duration_s=duration_s, corpus=config.corpus, hrtf=config.hrtf,
+        )
+    )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = LearningRate(config)
+    step, epoch, position = 0, 0, 0
+    if checkpoint is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        schedule.load_state_dict(checkpoint["schedule"])
+        step, epoch, position = checkpoint["step"], checkpoint["epoch"], checkpoint["position"]
+        _set_rng_state(checkpoint["rng"])
+        log.info("resumed %s at epoch %d, step %d", last_path, epoch, step)
+    wrapped = model
+    if ddp.world > 1:
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    autocast = (
+        (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else nullcontext
+    )
+
+    def payload(next_position: int, at_epoch: int) -> dict[str, Any]:
+        return {
+            "train_schema_version": TRAIN_SCHEMA_VERSION,
+            "lusebench_version": __version__,
+            "train_config": dataclasses.asdict(config),
+            "model": model.checkpoint_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "rng": _rng_state(),
+            "step": step,
+            "epoch": at_epoch,
+            "position": next_position,
+        }
+
+    metrics_path = out / "metrics.jsonl"
+    writer = _tensorboard(out) if ddp.main else None
+    stop = False
+    model.train()
+    while not stop:
+        if config.max_epochs is not None and epoch >= config.max_epochs:
+            break
+        train_set.set_epoch(epoch)
+        sampler = _RankIndices(len(train_set), ddp.rank, ddp.world, start=position * config.batch_size)
+        loader = DataLoader(
+            train_set, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
+            num_workers=config.num_workers, drop_last=True, pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(config.seed + epoch),
+        )
+        started, waited, sums, batches = time.perf_counter(), 0.0, {}, 0
+        bar = tqdm(total=len(loader), desc=f"epoch {epoch}", unit="step", disable=not (progress and ddp.main))
+        fetch = time.perf_counter()
+        for batch in loader:
+            waited += time.perf_counter() - fetch
+            for group in optimizer.param_groups:
+                group["lr"] = schedule.at(step)
+            terms = batch_loss(wrapped, batch, device, autocast)
+            loss = terms["total"]
+            if not torch.isfinite(loss):
+                raise LusebenchError(
+                    f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}; weights left as in {last_path.name}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+            optimizer.step()
+            step += 1
+            position += 1
+            batches += 1
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            bar.update()
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            if ddp.main and step % 50 == 0 and writer is not None:
+                writer.add_scalar("train/loss", float(loss.detach()), step)
+            if config.max_steps is not None and step >= config.max_steps:
+                stop = True
+                break
+            fetch = time.perf_counter()
+        bar.close()
+        if batches < len(loader):
+            # Stopped mid-epoch by --max-steps: keep the place so --resume continues this epoch.
+            if ddp.main:
+                save_checkpoint(last_path, payload(position, epoch))
+            break
+        val_loss = validate(model, val_loader, device, autocast)
+        improved, stop_now = schedule.after_validation(val_loss)
+        stop = stop or stop_now
+        epoch += 1
+        position = 0
+        if ddp.main:
+            record = {
+                "epoch": epoch - 1, "step": step, "val_loss": val_loss, "lr": schedule.at(step),
+                "seconds": time.perf_counter() - started, "data_wait_s": waited,
+                **{f"train_{key}": value / max(batches, 1) for key, value in sums.items()},
+            }
+            with open(metrics_path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            if writer is not None:
+                writer.add_scalar("val/loss", val_loss, step)
+            log.info(
+                "epoch %d: train %.4f, val %.4f%s, lr %.2e, %.0f s (%.0f%% waiting for data)",
+                epoch - 1, record.get("train_total", float("nan")), val_loss, " (best)" if improved else "",
+                record["lr"], record["seconds"], 100 * waited / max(record["seconds"], 1e-9),
+            )
+            save_checkpoint(last_path, payload(0, epoch))
+            if improved:
+                save_checkpoint(best_path, payload(0, epoch))
+    if writer is not None:
+        writer.close()
+    return best_path if best_path.is_file() else last_path
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(out / "tensorboard"))

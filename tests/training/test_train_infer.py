@@ -1,0 +1,122 @@
+"""Training, resume, inference and the whole loop (simulate -> train -> infer -> evaluate -> leaderboard)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lusebench.baselines.infer import infer
+from lusebench.baselines.train import TrainConfig, train
+from lusebench.cli import main
+from lusebench.errors import LusebenchError
+from lusebench.simulation.config import SimulationConfig
+from lusebench.simulation.writer import simulate
+
+SYSTEMS = ["t-htdemucs", "mlp-gcc", "luseel-extract", "luseel-nogcc", "luseel"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """Four 1 s two-source test mixtures from the embedded corpus (the tiny preset's clip length)."""
+    out = tmp_path_factory.mktemp("data") / "test-2src"
+    simulate(SimulationConfig(num_sources=2, num_mixtures=4, seed=3, duration_s=1.0), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def val(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("val") / "val-2src"
+    simulate(SimulationConfig(split="val", num_sources=2, num_mixtures=4, seed=4, duration_s=1.0), out, progress=False)
+    return out
+
+
+def _tiny(system: str, **overrides) -> TrainConfig:
+    base = dict(system=system, num_sources=2, batch_size=2, epoch_mixtures=4, max_epochs=1)
+    return TrainConfig.for_preset("tiny", **{**base, **overrides})
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_every_system_runs_the_whole_loop(system, data, val, tmp_path):
+    from lusebench.benchmark.evaluate import evaluate
+    from lusebench.leaderboard import build_leaderboard
+
+    best = train(_tiny(system), tmp_path / "run", val_data=val, progress=False)
+    assert best.is_file()
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["step"] == 2
+    submission = infer(best, data, tmp_path / "submission", progress=False)
+    system_json = json.loads((submission / "system.json").read_text())
+    results = evaluate(submission, data, workers=1, progress=False, figures=False)
+    summary = json.loads((results.folder / "results.json").read_text())
+    overall = summary["metrics"]["overall"]
+    if "extraction" in system_json["tasks"]:
+        assert len(list((submission / "audio").glob("*.flac"))) == 4
+        assert overall["si_snri_db"]["n"] == 4
+    if "localization" in system_json["tasks"]:
+        assert (submission / "doa_likelihood.npy").is_file()
+        assert overall["doa_mae_deg"]["n"] == 4
+    board = build_leaderboard([results.folder / "results.json"], tmp_path / "site")
+    assert system_json["name"] in board.markdown.read_text()
+    assert system_json["name"] in board.html.read_text()
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(val, tmp_path):
+    config = _tiny("luseel", epoch_mixtures=8, max_epochs=2)  # 4 steps per epoch, 8 in all
+    train(config, tmp_path / "straight", val_data=val, progress=False)
+    # Killed mid-epoch 1 (after step 6), then resumed with the original limits.
+    train(_tiny("luseel", epoch_mixtures=8, max_epochs=2, max_steps=6), tmp_path / "resumed", val_data=val, progress=False)
+    stopped = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
+    assert (stopped["step"], stopped["epoch"], stopped["position"]) == (6, 1, 2)
+    train(config, tmp_path / "resumed", resume=True, val_data=val, progress=False)
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=False)["model"]["state_dict"]
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["model"]["state_dict"]
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_non_finite_loss_stops_the_run(val, tmp_path, monkeypatch):
+    from lusebench.baselines import systems
+
+    original = systems.BaselineSystem.loss
+
+    def poisoned(self, *args, **kwargs):
+        terms = original(self, *args, **kwargs)
+        terms["total"] = terms["total"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(systems.BaselineSystem, "loss", poisoned)
+    with pytest.raises(LusebenchError, match="non-finite loss"):
+        train(_tiny("mlp-gcc"), tmp_path / "run", val_data=val, progress=False)
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def test_bad_inputs_give_one_line_and_exit_2(data, val, tmp_path, capsys):
+    assert "no-such" in _one_line_error(capsys, ["train-baseline", "--system", "no-such", "--preset", "tiny", "--out", str(tmp_path / "r")])
+    assert "no checkpoint" in _one_line_error(
+        capsys, ["train-baseline", "--system", "mlp-gcc", "--preset", "tiny", "--resume", "--out", str(tmp_path / "none")]
+    )
+    train(_tiny("mlp-gcc"), tmp_path / "run", val_data=val, progress=False)
+    assert "mlp-gcc" in _one_line_error(
+        capsys, ["train-baseline", "--system", "luseel", "--preset", "tiny", "--resume", "--out", str(tmp_path / "run")]
+    )
+    assert "manifest" in _one_line_error(
+        capsys, ["infer", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--data", str(tmp_path), "--out", str(tmp_path / "s")]
+    )
+    foreign = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    foreign["train_schema_version"] = 99
+    torch.save(foreign, tmp_path / "foreign.pt")
+    assert "schema" in _one_line_error(
+        capsys, ["infer", "--checkpoint", str(tmp_path / "foreign.pt"), "--data", str(data), "--out", str(tmp_path / "s")]
+    )
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert "junk.pt" in _one_line_error(
+        capsys, ["infer", "--checkpoint", str(tmp_path / "junk.pt"), "--data", str(data), "--out", str(tmp_path / "s")]
+    )
