@@ -314,7 +314,46 @@ def _run_figures(args: argparse.Namespace) -> int:
     return 0
 
 
-_PARSERS = [_add_simulate_parser, _add_hrtf_parser, _add_leaderboard_parser, _add_systems_parser, _add_train_parser, _add_infer_parser, _add_evaluate_parser, _add_reference_parser, _add_figures_parser]
+def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the whole loop in a minute: simulate, reference submissions, evaluate, leaderboard",
+        description="Render a small 3-source test set from the embedded corpus, write the mixture, oracle "
+        "and random reference submissions, score each (results.json + Figs. 2-4) and build the "
+        "leaderboard page beside the paper's Table 1.",
+    )
+    p.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo/)")
+    p.add_argument("--num", type=int, default=40, help="mixtures (default 40)")
+    p.add_argument("--duration", type=float, default=4.0, help="seconds per mixture (default 4)")
+    p.add_argument("--workers", type=int, default=2, help="evaluation processes (default 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from lusebench.demo import run_demo
+
+    outputs = run_demo(args.out, num_mixtures=args.num, duration_s=args.duration, workers=args.workers,
+                       progress=not args.no_progress)
+    print(f"dataset:     {outputs.data}")
+    for path in outputs.results:
+        print(f"results:     {path}  (figures in {path.parent / 'figures'})")
+    print(f"leaderboard: {outputs.leaderboard}")
+    return 0
+
+
+_PARSERS = [
+    _add_demo_parser,
+    _add_simulate_parser,
+    _add_hrtf_parser,
+    _add_systems_parser,
+    _add_train_parser,
+    _add_infer_parser,
+    _add_evaluate_parser,
+    _add_reference_parser,
+    _add_figures_parser,
+    _add_leaderboard_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
