@@ -94,6 +94,8 @@ class TrainConfig:
             base = dict(batch_size=4, epoch_mixtures=32, val_mixtures=8, warmup_steps=10, num_workers=0, max_epochs=2)
         else:
             raise LusebenchError(f"unknown preset {preset!r}; choose paper or tiny")
+        if overrides.get("max_steps") is not None and overrides.get("max_epochs") is None:
+            base.pop("max_epochs", None)  # an asked-for step count is not cut short by the preset's epoch cap
         return cls(preset=preset, **{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
 

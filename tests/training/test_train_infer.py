@@ -120,3 +120,15 @@ def test_bad_inputs_give_one_line_and_exit_2(data, val, tmp_path, capsys):
     assert "junk.pt" in _one_line_error(
         capsys, ["infer", "--checkpoint", str(tmp_path / "junk.pt"), "--data", str(data), "--out", str(tmp_path / "s")]
     )
+
+
+def test_presets_and_explicit_limits():
+    tiny = TrainConfig.for_preset("tiny", system="luseel")
+    assert (tiny.batch_size, tiny.max_epochs) == (4, 2)
+    # Asking for a step count lifts the tiny preset's epoch cap; asking for both keeps both.
+    assert TrainConfig.for_preset("tiny", system="luseel", max_steps=30).max_epochs is None
+    assert TrainConfig.for_preset("tiny", system="luseel", max_steps=30, max_epochs=1).max_epochs == 1
+    paper = TrainConfig.for_preset("paper", system="luseel")
+    assert (paper.batch_size, paper.lr, paper.warmup_steps, paper.halve_after, paper.stop_after) == (32, 1e-4, 5000, 6, 10)
+    with pytest.raises(LusebenchError, match="unknown preset"):
+        TrainConfig.for_preset("huge", system="luseel")
