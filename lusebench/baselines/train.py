@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from lusebench import __version__
@@ -131,10 +132,14 @@ class LearningRate:
 
 
 class _RankIndices(Sampler[int]):
-    """This rank's share of an epoch, ``rank, rank + world, ...``, from position ``start`` on."""
+    """This rank's share of an epoch, ``rank, rank + world, ...``, from position ``start`` on.
+
+    The last ``size % world`` mixtures are left out, so that every rank takes the same number of
+    steps: a rank with one batch more would wait forever for the others' gradients.
+    """
 
     def __init__(self, size: int, rank: int, world: int, start: int = 0) -> None:
-        self.indices = list(range(rank, size, world))[start:]
+        self.indices = list(range(rank, size - size % world, world))[start:]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices)
@@ -165,6 +170,15 @@ def _setup_distributed() -> _Distributed:
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
     return _Distributed(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def _finite_on_every_rank(loss: torch.Tensor, ddp: _Distributed) -> bool:
+    """Whether the loss is finite on every rank: all stop together, none waits in backward for a
+    rank that has stopped."""
+    finite = torch.isfinite(loss.detach()).to(torch.int32)
+    if ddp.world > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item())
 
 
 def _rng_state() -> dict[str, Any]:
@@ -215,7 +229,10 @@ def _val_config(config: TrainConfig, sample_rate: int, duration_s: float) -> Sim
     )
 
 
-def batch_loss(model: BaselineSystem, batch: dict[str, Any], device: torch.device, autocast) -> dict[str, torch.Tensor]:
+def batch_loss(
+    model: BaselineSystem | DistributedDataParallel, batch: dict[str, Any], device: torch.device, autocast
+) -> dict[str, torch.Tensor]:
+    """The system's loss terms on one batch; the forward pass runs through ``model`` (DDP included)."""
     with autocast():
         output = model(batch["mixture"].to(device, non_blocking=True), batch["caption"])
     # Losses in float32: SI-SNR's log ratios lose too much in bf16.
@@ -224,7 +241,8 @@ def batch_loss(model: BaselineSystem, batch: dict[str, Any], device: torch.devic
         waveform=None if output.waveform is None else output.waveform.float(),
         doa_likelihood=None if output.doa_likelihood is None else output.doa_likelihood.float(),
     )
-    return model.loss(output, batch["target"].to(device), batch["azimuth_deg"].to(device))
+    system = model.module if isinstance(model, DistributedDataParallel) else model
+    return system.loss(output, batch["target"].to(device), batch["azimuth_deg"].to(device))
 
 
 @torch.no_grad()
@@ -337,7 +355,7 @@ def _train(
         log.info("resumed %s at epoch %d, step %d", last_path, epoch, step)
     wrapped = model
     if ddp.world > 1:
-        wrapped = torch.nn.parallel.DistributedDataParallel(
+        wrapped = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     autocast = (
@@ -381,9 +399,10 @@ def _train(
                 group["lr"] = schedule.at(step)
             terms = batch_loss(wrapped, batch, device, autocast)
             loss = terms["total"]
-            if not torch.isfinite(loss):
+            if not _finite_on_every_rank(loss, ddp):
+                where = " on at least one rank" if ddp.world > 1 else ""
                 raise LusebenchError(
-                    f"non-finite loss ({loss.item()}) at epoch {epoch}, step {step}; weights left as in {last_path.name}"
+                    f"non-finite loss{where} at epoch {epoch}, step {step}; weights left as in {last_path.name}"
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

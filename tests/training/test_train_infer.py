@@ -132,3 +132,60 @@ def test_presets_and_explicit_limits():
     assert (paper.batch_size, paper.lr, paper.warmup_steps, paper.halve_after, paper.stop_after) == (32, 1e-4, 5000, 6, 10)
     with pytest.raises(LusebenchError, match="unknown preset"):
         TrainConfig.for_preset("huge", system="luseel")
+
+
+def _ddp_rank(rank: int, world: int, port: int, system: str, out: str, val: str, nan_on_rank: int | None, results) -> None:
+    """One torchrun-like rank: the environment torchrun sets, then train()."""
+    import os
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from lusebench.baselines import systems
+
+    if rank == nan_on_rank:
+        original = systems.BaselineSystem.loss
+
+        def poisoned(self, *args, **kwargs):
+            terms = original(self, *args, **kwargs)
+            terms["total"] = terms["total"] * float("nan")
+            return terms
+
+        systems.BaselineSystem.loss = poisoned
+    try:
+        # 10 mixtures over 2 ranks of batch 2: 2 steps each, the 10th mixture left out on both.
+        train(_tiny(system, epoch_mixtures=10), Path(out), val_data=Path(val), progress=False)
+        results.put((rank, "ok"))
+    except Exception as error:  # reported to the test, which would otherwise wait for a dead rank
+        results.put((rank, f"{type(error).__name__}: {error}"))
+
+
+def _run_ranks(world: int, out: Path, val: Path, system: str = "luseel", nan_on_rank: int | None = None) -> dict[int, str]:
+    import multiprocessing
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    ranks = [context.Process(target=_ddp_rank, args=(r, world, port, system, str(out), str(val), nan_on_rank, results))
+             for r in range(world)]
+    for process in ranks:
+        process.start()
+    outcome = dict(results.get(timeout=120) for _ in ranks)
+    for process in ranks:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
+    return outcome
+
+
+def test_ddp_on_two_cpu_ranks_trains_and_stops_together_on_a_non_finite_loss(val, tmp_path):
+    assert _run_ranks(2, tmp_path / "run", val) == {0: "ok", 1: "ok"}
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
+    assert record["step"] == 2  # one line: only rank 0 writes
+    assert (tmp_path / "run" / "best.pt").is_file()
+    # A NaN on rank 1 alone stops both ranks with the message; neither waits forever in backward.
+    stopped = _run_ranks(2, tmp_path / "nan", val, nan_on_rank=1)
+    assert all("LusebenchError: non-finite loss on at least one rank" in message for message in stopped.values())
