@@ -23,14 +23,7 @@ from lusebench.simulation.brir_bank import BrirBank, BrirSpec
 from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.render import Renderer
 from lusebench.simulation.rooms import RoomRanges, draw_room, load_sphere_hrirs, room_absorption
-
-
-def _rate(function, repeats: int) -> float:
-    function()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        function()
-    return repeats / (time.perf_counter() - start)
+from simulate_speed import _rate  # this folder's sibling script, on sys.path when run as a script
 
 
 def main() -> None:

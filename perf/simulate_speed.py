@@ -3,15 +3,17 @@
 Prints, for 10 s, 16 kHz, 3-source mixtures with the embedded MIT KEMAR HRIRs on one core:
 rendering alone (ours vs a loop of scipy.signal.fftconvolve per source and ear, same inputs),
 FLAC encoding, `simulate` end to end with 1 and 2 workers, dynamic mixing per worker, and
-the peak memory of `simulate` at N and 10 N mixtures (it must stay flat).
+the peak memory of `simulate` at N and 10 N mixtures (it must stay flat). The load average is
+printed before and after: on a shared machine compare the ratios measured in the same run.
 
-    python perf/simulate_speed.py [--num 200] [--memory-num 500]
+    python perf/simulate_speed.py [--num 1000] [--memory-num 500]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,9 +32,10 @@ from lusebench.simulation.render import Renderer
 from lusebench.simulation.writer import simulate
 
 
-def _rate(function, repeats: int) -> float:
-    """Calls per second of ``function`` after one warm-up call."""
-    function()
+def _rate(function, repeats: int, warmup: int = 1) -> float:
+    """Calls per second of ``function`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        function()
     start = time.perf_counter()
     for _ in range(repeats):
         function()
@@ -72,11 +75,13 @@ def simulate_speed(num: int) -> None:
                   f"{num / elapsed:6.1f} mix/s ({elapsed:.1f} s, start-up included)")
 
 
-def dynamic_speed(repeats: int) -> None:
+def dynamic_speed(repeats: int, warmup: int) -> None:
     dataset = DynamicMixingDataset(SimulationConfig(split="train", num_mixtures=10_000))
     counter = iter(range(10_000))
-    rate = _rate(lambda: dataset[next(counter)], repeats)
-    print(f"dynamic mixing (3 src, 10 s, 1 thread): {rate:6.1f} mix/s per worker")
+    # A worker decodes each clip once (the corpus keeps decoded clips); over an epoch that is
+    # start-up, so the warm-up draws enough mixtures to have decoded the embedded train split.
+    rate = _rate(lambda: dataset[next(counter)], repeats, warmup)
+    print(f"dynamic mixing (3 src, 10 s, 1 thread, after {warmup} warm-up items): {rate:6.1f} mix/s per worker")
 
 
 def _peak_rss_mb(num: int) -> float:
@@ -100,16 +105,20 @@ def memory(num: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num", type=int, default=200, help="mixtures for the end-to-end runs")
+    parser.add_argument("--num", type=int, default=1000, help="mixtures for the end-to-end runs (start-up included)")
     parser.add_argument("--repeats", type=int, default=50, help="timed calls for the micro benchmarks")
+    parser.add_argument("--dynamic-repeats", type=int, default=300, help="timed dynamic-mixing items")
+    parser.add_argument("--dynamic-warmup", type=int, default=300, help="untimed dynamic-mixing items first")
     parser.add_argument("--memory-num", type=int, default=500, help="N of the memory test (and 10 N)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}))
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                      "load_average": os.getloadavg()}))
     render_speed(args.repeats)
-    dynamic_speed(args.repeats)
+    dynamic_speed(args.dynamic_repeats, args.dynamic_warmup)
     simulate_speed(args.num)
     memory(args.memory_num)
+    print(json.dumps({"load_average": os.getloadavg()}))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.corpus import Corpus, open_corpus
 from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.recipe import draw_recipe
-from lusebench.simulation.render import Renderer
+from lusebench.simulation.render import Renderer, retain_freed_memory
 from lusebench.simulation.rooms import load_sphere_hrirs
 
 
@@ -63,6 +63,7 @@ class DynamicMixingDataset(Dataset):
         if self._corpus is None:
             self._corpus = open_corpus(self.config.corpus)
         if self._renderer is None:
+            retain_freed_memory()
             self._renderer = Renderer(load_hrtf(self.config.hrtf, self.config.sample_rate), self.config.interpolation)
         if self._bank is None and self.config.room == "reverberant":
             sphere = load_sphere_hrirs(self.config.hrtf, self.config.sample_rate, self.config.interpolation)

@@ -38,7 +38,7 @@ from lusebench.simulation.corpus import Corpus, distinct_captions, open_corpus
 from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.recipe import Recipe, draw_recipe, mixture_id, render_recipe
 from lusebench.simulation.brir_bank import BrirBank, default_bank_dir
-from lusebench.simulation.render import RenderedMixture, Renderer
+from lusebench.simulation.render import RenderedMixture, Renderer, retain_freed_memory
 from lusebench.simulation.rooms import load_sphere_hrirs
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,7 @@ _STATE: dict[str, Any] = {}
 def _init_worker(config: SimulationConfig, out: str, brir_bank: str | None, inputs: Inputs | None = None) -> None:
     # One thread per process: processes scale, and torch 2.13's MKL threads can hang after fork.
     torch.set_num_threads(1)
+    retain_freed_memory()
     corpus, renderer, bank = inputs if inputs is not None else _open_inputs(config, brir_bank)
     _STATE.update(
         config=config, out=Path(out), corpus=corpus, renderer=renderer, bank=bank, clips=corpus.split(config.split)
