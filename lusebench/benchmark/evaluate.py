@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from lusebench import __version__
+from lusebench.allocator import retain_freed_memory
 from lusebench.benchmark.aggregate import aggregate
 from lusebench.benchmark.dataset import Dataset, load_dataset
 from lusebench.benchmark.metrics import (
@@ -125,9 +126,12 @@ def _one_thread_per_child() -> Iterator[None]:
 def _run_jobs(jobs: list[ItemJob], workers: int, progress: bool) -> list[_Outcome]:
     bar = dict(total=len(jobs), desc="scoring" if jobs and jobs[0].score else "checking", unit="item", disable=not progress)
     if workers <= 1:
+        retain_freed_memory()
         return [score_item(job) for job in tqdm(jobs, **bar)]
     # spawn, not fork: a forked child inherits the parent's thread pools (and torch's) half-initialised.
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    executor = ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=retain_freed_memory
+    )
     with executor:
         chunksize = max(1, min(16, len(jobs) // (4 * workers)))
         with _one_thread_per_child():  # map submits every chunk now, so every worker starts in here

@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from lusebench.allocator import retain_freed_memory
 from lusebench.simulation.brir_bank import BrirBank, default_bank_dir
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.corpus import Corpus, open_corpus
 from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.recipe import draw_recipe
-from lusebench.simulation.render import Renderer, retain_freed_memory
+from lusebench.simulation.render import Renderer
 from lusebench.simulation.rooms import load_sphere_hrirs
 
 

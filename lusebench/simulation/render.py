@@ -10,8 +10,6 @@ microseconds, and it is faster here (9.5 ms vs 12.8 ms for three 10 s sources).
 
 from __future__ import annotations
 
-import ctypes
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,28 +20,6 @@ from lusebench.simulation.hrtf import HrtfSet
 
 # Room left after the HRIR for the fractional re-delay of interpolated directions (samples).
 _DELAY_MARGIN = 8
-# glibc's mallopt parameters (malloc.h) and the values retain_freed_memory sets: the largest mmap
-# threshold glibc accepts on 64-bit, and room to keep a few mixtures' worth of freed memory.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_BYTES = 32 << 20
-_TRIM_THRESHOLD_BYTES = 64 << 20
-
-
-def retain_freed_memory() -> None:
-    """Keep memory freed by one mixture for the next one instead of returning it to the OS.
-
-    A 10 s mixture allocates and frees ~20 MB of signals and spectra. With glibc's default
-    thresholds the freed top of the heap goes back to the OS after each mixture and the next one
-    page-faults it in again (~2,900 faults per dynamic-mixing item, a third of its time). Call it
-    once in each rendering process: it is process-wide, keeps at most 64 MB spare, changes no
-    result, and does nothing where the C library is not glibc.
-    """
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform.startswith("linux") else None
-    if mallopt is not None:
-        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
-        mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
-
-
 @dataclass(frozen=True)
 class RenderedMixture:
     """The signals of one mixture, all of shape (..., time) float32.

@@ -31,14 +31,15 @@ import torch
 from tqdm import tqdm
 
 from lusebench import __version__
+from lusebench.allocator import retain_freed_memory
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, encode_audio, sha256_file, write_bytes, write_json
+from lusebench.simulation.brir_bank import BrirBank, default_bank_dir
 from lusebench.simulation.config import SCHEMA_VERSION, SimulationConfig
 from lusebench.simulation.corpus import Corpus, distinct_captions, open_corpus
 from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.recipe import Recipe, draw_recipe, mixture_id, render_recipe
-from lusebench.simulation.brir_bank import BrirBank, default_bank_dir
-from lusebench.simulation.render import RenderedMixture, Renderer, retain_freed_memory
+from lusebench.simulation.render import RenderedMixture, Renderer
 from lusebench.simulation.rooms import load_sphere_hrirs
 
 log = logging.getLogger(__name__)

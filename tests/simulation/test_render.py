@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from scipy.signal import fftconvolve
 
+from lusebench.allocator import retain_freed_memory
 from lusebench.simulation.hrtf import load_hrtf
-from lusebench.simulation.render import Renderer, retain_freed_memory
+from lusebench.simulation.render import Renderer
 
 
 @pytest.fixture(scope="module")
