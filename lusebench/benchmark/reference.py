@@ -22,15 +22,15 @@ REFERENCE_KINDS: tuple[ReferenceKind, ...] = ("mixture", "oracle", "random")
 
 _SYSTEMS: dict[str, SystemInfo] = {
     "mixture": SystemInfo(
-        name="reference-mixture", tasks=("extraction",), parameters=0,
+        name="reference-mixture", tasks=("extraction",), parameters=0, gcc_phat=False,
         description="The binaural mixture passed through unchanged: every improvement is 0 dB.",
     ),
     "oracle": SystemInfo(
-        name="reference-oracle", tasks=("extraction", "localization"), parameters=0,
+        name="reference-oracle", tasks=("extraction", "localization"), parameters=0, gcc_phat=False,
         description="The reference target image and the true azimuth: the ceiling of every metric.",
     ),
     "random": SystemInfo(
-        name="reference-random", tasks=("localization",), parameters=0,
+        name="reference-random", tasks=("localization",), parameters=0, gcc_phat=False,
         description="Azimuths drawn uniformly from [0, 360): about 2.8% accuracy and 90 deg MAE.",
     ),
 }
