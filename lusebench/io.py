@@ -69,7 +69,8 @@ def encode_audio(audio: np.ndarray, sample_rate: int, audio_format: AudioFormat)
         LusebenchError: if a sample lies outside [-1, 1), which the file would clip silently.
     """
     data = np.asarray(audio, dtype=np.float32)
-    peak = float(np.max(np.abs(data))) if data.size else 0.0
+    # max and -min give |x|'s peak (NaN included) without abs's temporary copy of the signal.
+    peak = max(float(data.max()), -float(data.min())) if data.size else 0.0
     if not np.isfinite(peak) or peak >= 1.0:
         raise LusebenchError(f"refusing to encode audio with peak {peak:.3f}: it would clip")
     buffer = io.BytesIO()

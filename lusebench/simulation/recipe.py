@@ -165,25 +165,27 @@ def draw_recipe(
     chosen = [anchor]
     for _ in range(config.num_sources - 1):
         chosen.append(_draw_interferer(clips, chosen, rng, corpus.name, config))
-    offsets, onsets, dry = [], [], []
+    offsets, onsets, dry, powers = [], [], [], []
     for clip in chosen:
         audio = corpus.audio(clip, sr)
         for _ in range(_EXCERPT_TRIES):
             offset, onset = _excerpt(len(audio), num_samples, rng)
             segment = place(audio, offset, onset, num_samples)
-            if _power(segment) > _SILENCE_POWER:
+            power = _power(segment)
+            if power > _SILENCE_POWER:
                 break
         else:
             raise LusebenchError(f"clip {clip.clip_id} of corpus {corpus.name} is silent")
         offsets.append(offset)
         onsets.append(onset)
         dry.append(segment)
+        powers.append(power)
     low, high = config.snr_range_db
     snr = [0.0] + [float(rng.uniform(low, high)) for _ in chosen[1:]]
     azimuths = [float(rng.uniform(0.0, 360.0)) for _ in chosen]
     target_power = 10.0 ** (config.target_rms_dbfs / 10.0)
     # Interferer k gets the target's energy, then sits snr_k dB below it.
-    gains = [float(np.sqrt(target_power / _power(segment) / 10.0 ** (s / 10.0))) for segment, s in zip(dry, snr)]
+    gains = [float(np.sqrt(target_power / power / 10.0 ** (s / 10.0))) for power, s in zip(powers, snr)]
     recipe = Recipe(
         mixture_id=mixture_id(config.split, config.num_sources, index),
         split=config.split,
@@ -206,7 +208,9 @@ def draw_recipe(
         **(_draw_room_fields(rng, azimuths, config, bank) if config.room == "reverberant" else {}),
     )
     rendered = _render(np.stack(dry), recipe, renderer, bank)
-    peak = max(float(np.max(np.abs(signal))) for signal in (rendered.mixture, rendered.target, rendered.interferers))
+    # max and -min give |x|'s peak exactly, without abs's temporary copy of every signal.
+    signals = (rendered.mixture, rendered.target, rendered.interferers)
+    peak = max(max(float(signal.max()), -float(signal.min())) for signal in signals)
     if peak > PEAK_LIMIT:
         # Never clip: one gain on every signal, recorded, so the references stay consistent.
         recipe = _replace_gain(recipe, PEAK_LIMIT / peak)
