@@ -37,7 +37,7 @@ def run_demo(out: Path | str, num_mixtures: int = 40, duration_s: float = 4.0, w
         progress: show progress bars.
     """
     out = Path(out)
-    data = out / "data" / "test-3src"
+    data = out / "data" / "demo-3src"  # not the fixed benchmark set: 40 x 4 s, and it says so
     simulate(SimulationConfig(num_sources=3, split="test", num_mixtures=num_mixtures, duration_s=duration_s), data, progress=progress)
     results = []
     for kind in REFERENCE_KINDS:
