@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from lusebench.io import write_bytes, write_json
-from lusebench.simulation.rooms import BRIR_METHOD, Brir, SphereHrirs, compute_brir
+from lusebench.simulation.config import SimulationConfig
+from lusebench.simulation.rooms import BRIR_METHOD, Brir, SphereHrirs, compute_brir, load_sphere_hrirs
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +116,12 @@ class BrirBank:
                           "num_taps": int(brir.ir.shape[-1])})
         self.builds += 1
         return brir
+
+
+def open_bank(config: SimulationConfig, root: Path | str | None = None) -> BrirBank | None:
+    """The bank that renders ``config``'s rooms, at ``root`` (``default_bank_dir()`` when None);
+    None for an anechoic set, which needs none."""
+    if config.room != "reverberant":
+        return None
+    sphere = load_sphere_hrirs(config.hrtf, config.sample_rate, config.interpolation)
+    return BrirBank(default_bank_dir() if root is None else Path(root), sphere)

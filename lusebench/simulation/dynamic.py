@@ -19,13 +19,12 @@ import torch
 from torch.utils.data import Dataset
 
 from lusebench.allocator import retain_freed_memory
-from lusebench.simulation.brir_bank import BrirBank, default_bank_dir
+from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.corpus import Corpus, open_corpus
 from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.recipe import draw_recipe
 from lusebench.simulation.render import Renderer
-from lusebench.simulation.rooms import load_sphere_hrirs
 
 
 class DynamicMixingDataset(Dataset):
@@ -66,9 +65,8 @@ class DynamicMixingDataset(Dataset):
         if self._renderer is None:
             retain_freed_memory()
             self._renderer = Renderer(load_hrtf(self.config.hrtf, self.config.sample_rate), self.config.interpolation)
-        if self._bank is None and self.config.room == "reverberant":
-            sphere = load_sphere_hrirs(self.config.hrtf, self.config.sample_rate, self.config.interpolation)
-            self._bank = BrirBank(self.brir_bank or default_bank_dir(), sphere)
+        if self._bank is None:
+            self._bank = open_bank(self.config, self.brir_bank)
         return self._corpus, self._renderer
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -186,6 +186,7 @@ def draw_recipe(
     target_power = 10.0 ** (config.target_rms_dbfs / 10.0)
     # Interferer k gets the target's energy, then sits snr_k dB below it.
     gains = [float(np.sqrt(target_power / power / 10.0 ** (s / 10.0))) for power, s in zip(powers, snr)]
+    room_fields, brirs = _draw_room(rng, azimuths, config, bank) if config.room == "reverberant" else ({}, None)
     recipe = Recipe(
         mixture_id=mixture_id(config.split, config.num_sources, index),
         split=config.split,
@@ -205,9 +206,9 @@ def draw_recipe(
         mixture_gain=1.0,
         hrtf=renderer.hrtf.identity,
         hrtf_interpolation=renderer.interpolation,
-        **(_draw_room_fields(rng, azimuths, config, bank) if config.room == "reverberant" else {}),
+        **room_fields,
     )
-    rendered = _render(np.stack(dry), recipe, renderer, bank)
+    rendered = _render(np.stack(dry), recipe, renderer, brirs)
     # max and -min give |x|'s peak exactly, without abs's temporary copy of every signal.
     signals = (rendered.mixture, rendered.target, rendered.interferers)
     peak = max(max(float(signal.max()), -float(signal.min())) for signal in signals)
@@ -218,13 +219,13 @@ def draw_recipe(
     return recipe, rendered
 
 
-def _draw_room_fields(
+def _draw_room(
     rng: np.random.Generator, azimuths: list[float], config: SimulationConfig, bank: BrirBank | None
-) -> dict[str, Any]:
-    if bank is None:
-        raise ValueError("a reverberant recipe needs a BRIR bank")
+) -> tuple[dict[str, Any], list[Brir]]:
+    """The recipe's room fields, and the BRIRs that render it (fetched once, for both)."""
     room = draw_room(rng, tuple(azimuths), config.room_ranges)
     absorption, order = room_absorption(room, config.max_image_order, config.sample_rate)
+    brirs = _brirs(bank, room.dims_m, absorption, order, room.listener_m, room.sources_m)
     fields: dict[str, Any] = dict(
         room="reverberant",
         rt60_s=room.rt60_s,
@@ -234,14 +235,13 @@ def _draw_room_fields(
         distances_m=room.distances_m,
         wall_absorption=absorption,
         image_order=order,
+        drr_db=tuple(brir.drr_db for brir in brirs),
     )
-    brirs = _brirs(bank, room.dims_m, absorption, order, room.listener_m, room.sources_m)
-    fields["drr_db"] = tuple(brir.drr_db for brir in brirs)
-    return fields
+    return fields, brirs
 
 
 def _brirs(
-    bank: BrirBank,
+    bank: BrirBank | None,
     dims_m: tuple[float, ...],
     absorption: float,
     order: int,
@@ -250,6 +250,8 @@ def _brirs(
 ) -> list[Brir]:
     from lusebench.simulation.brir_bank import BrirSpec
 
+    if bank is None:
+        raise ValueError("a reverberant recipe needs a BRIR bank")
     specs = [BrirSpec(tuple(dims_m), absorption, order, tuple(listener_m), tuple(source)) for source in sources_m]
     return [bank.get(spec) for spec in specs]  # type: ignore[arg-type]
 
@@ -268,16 +270,13 @@ def _scale(rendered: RenderedMixture, gain: float) -> RenderedMixture:
     )
 
 
-def _render(segments: np.ndarray, recipe: Recipe, renderer: Renderer, bank: BrirBank | None) -> RenderedMixture:
+def _render(segments: np.ndarray, recipe: Recipe, renderer: Renderer, brirs: list[Brir] | None) -> RenderedMixture:
+    """Render through the HRIRs of the recipe's azimuths, or through ``brirs`` in a reverberant room."""
     gains = np.asarray(recipe.gains, dtype=np.float32)[:, None]
     if recipe.room == "anechoic":
         return renderer.render(segments * gains, np.asarray(recipe.azimuths_deg))
     if recipe.room != "reverberant":
         raise ValueError(f"unknown room {recipe.room!r}")
-    if bank is None:
-        raise ValueError("a reverberant recipe needs a BRIR bank")
-    brirs = _brirs(bank, recipe.room_dims_m, recipe.wall_absorption, recipe.image_order,
-                   recipe.listener_position_m, recipe.source_positions_m)
     irs = [brir.ir for brir in brirs]
     length = max(ir.shape[-1] for ir in irs)
     filters = np.stack([np.pad(ir, ((0, 0), (0, length - ir.shape[-1]))) for ir in irs])  # (S, 2, L)
@@ -291,5 +290,9 @@ def render_recipe(recipe: Recipe, corpus: Corpus, renderer: Renderer, bank: Brir
     for clip_id, offset_s, onset_s in zip(recipe.clip_ids, recipe.clip_offsets_s, recipe.onsets_s):
         audio = corpus.audio(corpus.clip(clip_id), sr)
         segments.append(place(audio, int(round(offset_s * sr)), int(round(onset_s * sr)), num_samples))
-    rendered = _render(np.stack(segments), recipe, renderer, bank)
+    brirs = None
+    if recipe.room == "reverberant":
+        brirs = _brirs(bank, recipe.room_dims_m, recipe.wall_absorption, recipe.image_order,
+                       recipe.listener_position_m, recipe.source_positions_m)
+    rendered = _render(np.stack(segments), recipe, renderer, brirs)
     return rendered if recipe.mixture_gain == 1.0 else _scale(rendered, recipe.mixture_gain)

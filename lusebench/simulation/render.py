@@ -20,6 +20,14 @@ from lusebench.simulation.hrtf import HrtfSet
 
 # Room left after the HRIR for the fractional re-delay of interpolated directions (samples).
 _DELAY_MARGIN = 8
+
+
+def _fft_size(filter_length: int) -> int:
+    """The overlap-add FFT size for filters of ``filter_length`` taps: at least 4,096 points and
+    four filter lengths, so that each block holds at least three filter lengths of signal."""
+    return scipy.fft.next_fast_len(max(4096, 4 * filter_length), real=True)
+
+
 @dataclass(frozen=True)
 class RenderedMixture:
     """The signals of one mixture, all of shape (..., time) float32.
@@ -52,7 +60,7 @@ class Renderer:
         self.hrtf = hrtf
         self.interpolation = interpolation
         self.filter_length = hrtf.num_taps + _DELAY_MARGIN
-        self.nfft = scipy.fft.next_fast_len(max(4096, 4 * self.filter_length), real=True)
+        self.nfft = _fft_size(self.filter_length)
         self.block = self.nfft - self.filter_length + 1
         num_bins = self.nfft // 2 + 1
         # Cycles per sample of each bin, for delays expressed in samples.
@@ -103,7 +111,7 @@ class Renderer:
         """Render dry sources through given FIR pairs (e.g. BRIRs of ~15,000 taps), target first.
 
         The same overlap-add as :meth:`render`, with the FFT size chosen for the filters' length
-        the same way (``next_fast_len(max(4096, 4 L))``).
+        the same way.
 
         Args:
             dry: (S, N) float32 dry sources with their gains applied, target first.
@@ -115,7 +123,7 @@ class Renderer:
         if filters.ndim != 3 or filters.shape[:2] != (dry.shape[0], 2):
             raise ValueError(f"filters must have shape ({dry.shape[0]}, 2, L), got {filters.shape}")
         length = filters.shape[-1]
-        nfft = scipy.fft.next_fast_len(max(4096, 4 * length), real=True)
+        nfft = _fft_size(length)
         spectra = torch.fft.rfft(torch.from_numpy(np.asarray(filters, dtype=np.float64)), n=nfft)
         return _overlap_add(dry, spectra.to(torch.complex64), nfft - length + 1, nfft)
 

@@ -34,13 +34,12 @@ from lusebench import __version__
 from lusebench.allocator import retain_freed_memory
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, encode_audio, sha256_file, write_bytes, write_json
-from lusebench.simulation.brir_bank import BrirBank, default_bank_dir
+from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SCHEMA_VERSION, SimulationConfig
 from lusebench.simulation.corpus import Corpus, distinct_captions, open_corpus
 from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.recipe import Recipe, draw_recipe, mixture_id, render_recipe
 from lusebench.simulation.render import RenderedMixture, Renderer
-from lusebench.simulation.rooms import load_sphere_hrirs
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +108,7 @@ def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None) 
             f"{limit} distinct {config.num_sources}-source mixtures; asked for {config.num_mixtures}"
         )
     hrtf = load_hrtf(config.hrtf, config.sample_rate)
-    bank = None
-    if config.room == "reverberant":
-        sphere = load_sphere_hrirs(config.hrtf, config.sample_rate, config.interpolation)
-        bank = BrirBank(default_bank_dir() if brir_bank is None else Path(brir_bank), sphere)
-    return corpus, Renderer(hrtf, config.interpolation), bank
+    return corpus, Renderer(hrtf, config.interpolation), open_bank(config, brir_bank)
 
 
 def recipe_from_row(row: dict[str, Any]) -> Recipe:
