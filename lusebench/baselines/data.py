@@ -6,30 +6,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
 from lusebench.errors import LusebenchError
 from lusebench.io import read_audio
-
-MANIFEST_FILE = "manifest.parquet"
-
-
-def read_manifest(data_dir: Path | str) -> pd.DataFrame:
-    """The manifest of a dataset folder, with a one-line error when there is none."""
-    path = Path(data_dir) / MANIFEST_FILE
-    if not path.is_file():
-        raise LusebenchError(f"{data_dir} is not a rendered dataset folder (no {MANIFEST_FILE})")
-    return pd.read_parquet(path)
-
+from lusebench.simulation.writer import load_manifest
 
 class RenderedSet(Dataset):
     """Items of a rendered folder: ``mixture`` (2, N), ``target`` (2, N), ``azimuth_deg``, ``caption``, ``mixture_id``."""
 
     def __init__(self, data_dir: Path | str) -> None:
         self.root = Path(data_dir)
-        self.manifest = read_manifest(self.root)
+        self.manifest = load_manifest(self.root)
         if self.manifest.empty:
             raise LusebenchError(f"{data_dir} holds no mixtures")
         self.sample_rate = int(self.manifest["sample_rate"].iloc[0])

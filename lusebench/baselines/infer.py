@@ -11,29 +11,19 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lusebench.baselines.data import RenderedSet, collate, peak_normalise
-from lusebench.baselines.systems import parameter_count, system_from_checkpoint_dict
+from lusebench.baselines.systems import SYSTEMS, parameter_count, system_from_checkpoint_dict
 from lusebench.baselines.train import load_checkpoint
 from lusebench.benchmark.submission import (
     AUDIO_DIR,
-    DOA_LIKELIHOOD,
     SystemInfo,
     write_doa_csv,
+    write_doa_likelihood,
     write_system_json,
 )
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, encode_audio, write_bytes
+from lusebench.io import encode_audio, write_bytes
 
 log = logging.getLogger(__name__)
-
-# The paper's names of the five systems, for system.json.
-PAPER_NAMES = {
-    "t-htdemucs": "T-HTDemucs",
-    "mlp-gcc": "MLP-GCC",
-    "luseel-extract": "LuSeeL† (extraction only)",
-    "luseel-nogcc": "LuSeeL° (no GCC-PHAT)",
-    "luseel": "LuSeeL",
-}
-
 
 def infer(
     checkpoint: Path | str,
@@ -85,8 +75,7 @@ def infer(
                 for mixture_id, row in zip(batch["mixture_id"], batch_likelihood):
                     azimuths[mixture_id] = float(np.argmax(row)) * 360.0 / bins
     if likelihoods:
-        stacked = np.concatenate(likelihoods).astype(np.float32)
-        atomic_write(out / DOA_LIKELIHOOD, lambda tmp: _save_npy(tmp, stacked))
+        write_doa_likelihood(out, np.concatenate(likelihoods).astype(np.float32))
         write_doa_csv(out, azimuths)
     tasks = tuple(task for task, on in (("extraction", config.extraction), ("localization", config.localization)) if on)
     write_system_json(
@@ -95,7 +84,7 @@ def infer(
             name=f"{config.name} ({payload['train_config'].get('preset', 'paper')})",
             tasks=tasks,
             parameters=parameter_count(model),
-            description=f"{PAPER_NAMES.get(config.name, config.name)} trained with lusebench {payload['lusebench_version']}, "
+            description=f"{SYSTEMS[config.name].paper_name} trained with lusebench {payload['lusebench_version']}, "
             f"step {payload['step']}",
             channels=1 if config.input_channels == 1 else 2,
             gcc_phat=config.gcc is not None and config.localization,
@@ -103,8 +92,3 @@ def infer(
     )
     log.info("wrote a %s submission for %d mixtures to %s", "+".join(tasks), len(dataset), out)
     return out
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:  # a file object: np.save would append .npy to a name
-        np.save(handle, array)

@@ -297,6 +297,15 @@ def write_system_json(path: Path, system: SystemInfo) -> None:
     write_json(Path(path) / SYSTEM_FILE, system.to_dict())
 
 
+def write_doa_likelihood(path: Path, likelihood: np.ndarray) -> None:
+    """Write ``doa_likelihood.npy`` ((num_mixtures, 360), manifest order) into a submission folder, atomically."""
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a file object: np.save would append .npy to the temporary name
+            np.save(handle, likelihood)
+
+    atomic_write(Path(path) / DOA_LIKELIHOOD, save)
+
+
 def write_doa_csv(path: Path, azimuths_deg: dict[str, float]) -> None:
     """Write ``doa.csv`` (mixture_id, azimuth_deg) into a submission folder, atomically."""
     table = pd.DataFrame({"mixture_id": list(azimuths_deg), "azimuth_deg": list(azimuths_deg.values())})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +16,7 @@ from lusebench.benchmark.submission import (
     SYSTEM_FILE,
     SystemInfo,
     write_doa_csv,
+    write_doa_likelihood,
     write_system_json,
 )
 from lusebench.io import encode_audio, read_audio, write_bytes
@@ -77,9 +77,7 @@ def make_submission(
         else:
             likelihood = np.zeros((len(manifest), 360), dtype=np.float32)
             likelihood[np.arange(len(manifest)), np.round(azimuths).astype(int) % 360] = 1.0
-            buffer = io.BytesIO()
-            np.save(buffer, likelihood)
-            write_bytes(out / DOA_LIKELIHOOD, buffer.getvalue())
+            write_doa_likelihood(out, likelihood)
     write_system_json(out, SystemInfo(name="test-system", tasks=tuple(tasks), parameters=1, description="noisy oracle"))
     return out
 
