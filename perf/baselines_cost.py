@@ -23,7 +23,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +39,6 @@ SLOW_STEP_S = 60.0  # a warm-up slower than this gets one timed repeat, to keep 
 # and the peak of the timed step is its own, not the warm-up's.
 MEMORY_CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
-Autocast = Callable[[], AbstractContextManager]
-
-
 def synthetic_batch(model: BaselineSystem, batch: int) -> dict[str, Any]:
     """Noise mixtures and targets of the model's clip length: cost does not depend on the audio."""
     generator = torch.Generator().manual_seed(0)
@@ -55,10 +51,10 @@ def synthetic_batch(model: BaselineSystem, batch: int) -> dict[str, Any]:
     }
 
 
-def train_step(model: BaselineSystem, batch: dict[str, Any], device: torch.device, autocast: Autocast) -> float:
+def train_step(model: BaselineSystem, batch: dict[str, Any], device: torch.device) -> float:
     """Seconds of one forward+backward; gradients are freed after, as ``zero_grad`` does in training."""
     start = time.perf_counter()
-    batch_loss(model, batch, device, autocast)["total"].backward()
+    batch_loss(model, batch, device)["total"].backward()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
@@ -66,13 +62,11 @@ def train_step(model: BaselineSystem, batch: dict[str, Any], device: torch.devic
     return seconds
 
 
-def flops_per_item(
-    model: BaselineSystem, batch: dict[str, Any], device: torch.device, autocast: Autocast
-) -> tuple[int, int]:
+def flops_per_item(model: BaselineSystem, batch: dict[str, Any], device: torch.device) -> tuple[int, int]:
     """(forward, forward+backward) FLOPs per item; FFTs and elementwise ops are not counted."""
     items = len(batch["caption"])
     with FlopCounterMode(display=False) as counter:
-        loss = batch_loss(model, batch, device, autocast)["total"]
+        loss = batch_loss(model, batch, device)["total"]
         forward = counter.get_total_flops()
         loss.backward()
     model.zero_grad(set_to_none=True)
@@ -113,8 +107,8 @@ def memory_marks(device: torch.device) -> Callable[[], tuple[int, int]]:
 
 def warmed_up(
     name: str, preset: str, device: torch.device, batch_size: int
-) -> tuple[BaselineSystem, dict[str, Any], Autocast, float]:
-    """The system in training mode, its input batch and autocast, after one step (and its seconds)."""
+) -> tuple[BaselineSystem, dict[str, Any], float]:
+    """The system in training mode and its input batch, after one step (and its seconds)."""
     model = build_system(name, preset).to(device).train()
     if batch_size == 1:
         # Train-mode BatchNorm (DoA decoder) needs two items; with running statistics it costs the same.
@@ -122,18 +116,16 @@ def warmed_up(
             if isinstance(module, torch.nn.BatchNorm1d):
                 module.eval()
     batch = synthetic_batch(model, batch_size)
-    cuda = device.type == "cuda"
-    autocast: Autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else nullcontext
-    warm_s = train_step(model, batch, device, autocast)  # also encodes and caches the caption
-    return model, batch, autocast, warm_s
+    warm_s = train_step(model, batch, device)  # also encodes and caches the caption
+    return model, batch, warm_s
 
 
 def measure_time(name: str, preset: str, device: torch.device, batch_size: int, repeats: int) -> dict[str, Any]:
     """Parameters, FLOPs and the median step time of one system."""
-    model, batch, autocast, warm_s = warmed_up(name, preset, device, batch_size)
-    times = [train_step(model, batch, device, autocast) for _ in range(repeats if warm_s < SLOW_STEP_S else 1)]
+    model, batch, warm_s = warmed_up(name, preset, device, batch_size)
+    times = [train_step(model, batch, device) for _ in range(repeats if warm_s < SLOW_STEP_S else 1)]
     text_params, text_flops = text_encoder_cost(model)
-    forward, forward_backward = flops_per_item(model, batch, device, autocast)
+    forward, forward_backward = flops_per_item(model, batch, device)
     return {"system": name, "params": parameter_count(model), "text_params": text_params, "text_flops": text_flops,
             "forward_flops": forward, "train_flops": forward_backward, "step_s": statistics.median(times),
             "repeats": len(times), "batch": batch_size}
@@ -141,9 +133,9 @@ def measure_time(name: str, preset: str, device: torch.device, batch_size: int, 
 
 def measure_memory(name: str, preset: str, device: torch.device, batch_size: int) -> dict[str, Any]:
     """Memory resident before one step after the warm-up, and its peak during that step."""
-    model, batch, autocast, _ = warmed_up(name, preset, device, batch_size)
+    model, batch, _ = warmed_up(name, preset, device, batch_size)
     marks = memory_marks(device)
-    train_step(model, batch, device, autocast)
+    train_step(model, batch, device)
     resident, peak = marks()
     return {"resident": resident, "peak": peak}
 

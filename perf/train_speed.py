@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from contextlib import nullcontext
 
 import torch
 from torch.utils.data import DataLoader
@@ -49,7 +48,6 @@ def bench_system(name: str, preset: str, batch: int, steps: int, device: torch.d
     loader = DataLoader(dataset, batch_size=batch, collate_fn=collate, num_workers=workers,
                         pin_memory=device.type == "cuda", generator=torch.Generator())
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else nullcontext
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times, waits = [], []
@@ -57,7 +55,7 @@ def bench_system(name: str, preset: str, batch: int, steps: int, device: torch.d
     for i, batch_items in enumerate(loader):
         waited = time.perf_counter() - fetch
         start = time.perf_counter()
-        loss = batch_loss(model, batch_items, device, autocast)["total"]
+        loss = batch_loss(model, batch_items, device)["total"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

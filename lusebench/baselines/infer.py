@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from lusebench.baselines.data import RenderedSet, collate, peak_normalise
 from lusebench.baselines.systems import SYSTEMS, parameter_count, system_from_checkpoint_dict
-from lusebench.baselines.train import load_checkpoint
+from lusebench.baselines.train import autocast, load_checkpoint
 from lusebench.benchmark.submission import (
     AUDIO_DIR,
     SystemInfo,
@@ -59,10 +59,9 @@ def infer(
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     likelihoods: list[np.ndarray] = []
     azimuths: dict[str, float] = {}
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     with torch.no_grad():
         for batch in tqdm(loader, desc="infer", unit="batch", disable=not progress):
-            with autocast:
+            with autocast(device):
                 output = model(batch["mixture"].to(device), batch["caption"])
             if output.waveform is not None:
                 for mixture_id, waveform in zip(batch["mixture_id"], output.waveform.float().cpu().numpy()):

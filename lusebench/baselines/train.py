@@ -19,7 +19,7 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,7 +35,7 @@ from lusebench import __version__
 from lusebench.baselines.data import RenderedSet, collate
 from lusebench.baselines.systems import BaselineSystem, build_system
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write
+from lusebench.io import atomic_write, write_json
 from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig
 from lusebench.simulation.dynamic import DynamicMixingDataset
 from lusebench.simulation.writer import simulate
@@ -229,11 +229,16 @@ def _val_config(config: TrainConfig, sample_rate: int, duration_s: float) -> Sim
     )
 
 
+def autocast(device: torch.device) -> AbstractContextManager:
+    """bf16 autocast on CUDA, as the paper trains; full precision elsewhere."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
 def batch_loss(
-    model: BaselineSystem | DistributedDataParallel, batch: dict[str, Any], device: torch.device, autocast
+    model: BaselineSystem | DistributedDataParallel, batch: dict[str, Any], device: torch.device
 ) -> dict[str, torch.Tensor]:
     """The system's loss terms on one batch; the forward pass runs through ``model`` (DDP included)."""
-    with autocast():
+    with autocast(device):
         output = model(batch["mixture"].to(device, non_blocking=True), batch["caption"])
     # Losses in float32: SI-SNR's log ratios lose too much in bf16.
     output = dataclasses.replace(
@@ -246,12 +251,12 @@ def batch_loss(
 
 
 @torch.no_grad()
-def validate(model: BaselineSystem, loader: DataLoader, device: torch.device, autocast) -> float:
+def validate(model: BaselineSystem, loader: DataLoader, device: torch.device) -> float:
     """Mean total loss over a rendered set."""
     model.eval()
     total, count = 0.0, 0
     for batch in loader:
-        loss = batch_loss(model, batch, device, autocast)["total"]
+        loss = batch_loss(model, batch, device)["total"]
         total += float(loss) * len(batch["caption"])
         count += len(batch["caption"])
     model.train()
@@ -321,7 +326,7 @@ def _train(
 
     if ddp.main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "train_config.json", lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(config), indent=2)))
+        write_json(out / "train_config.json", dataclasses.asdict(config))
     if val_data is None:
         val_data = out / "val"
         if ddp.main:
@@ -361,9 +366,6 @@ def _train(
         wrapped = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    autocast = (
-        (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else nullcontext
-    )
 
     def payload(next_position: int, at_epoch: int) -> dict[str, Any]:
         return {
@@ -400,7 +402,7 @@ def _train(
             waited += time.perf_counter() - fetch
             for group in optimizer.param_groups:
                 group["lr"] = schedule.at(step)
-            terms = batch_loss(wrapped, batch, device, autocast)
+            terms = batch_loss(wrapped, batch, device)
             loss = terms["total"]
             if not _finite_on_every_rank(loss, ddp):
                 where = " on at least one rank" if ddp.world > 1 else ""
@@ -430,7 +432,7 @@ def _train(
             if ddp.main:
                 save_checkpoint(last_path, payload(position, epoch))
             break
-        val_loss = validate(model, val_loader, device, autocast)
+        val_loss = validate(model, val_loader, device)
         improved, stop_now = schedule.after_validation(val_loss)
         stop = stop or stop_now
         epoch += 1

@@ -94,7 +94,7 @@ def max_distinct_mixtures(num_captions: int, num_sources: int) -> int:
     return num_captions * math.comb(num_captions - 1, num_sources - 1)
 
 
-Inputs = tuple[Corpus, Renderer, "BrirBank | None"]
+Inputs = tuple[Corpus, Renderer, BrirBank | None]
 
 
 def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None) -> Inputs:
