@@ -27,12 +27,6 @@ def _default_entries() -> list[Path]:
     return found
 
 
-def _write_public(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
-    # The temporary file is private (0600); a page meant for a web server must be world-readable.
-    path.chmod(0o644)
-
-
 @dataclass(frozen=True)
 class Leaderboard:
     """What :func:`build_leaderboard` wrote and the tables it shows."""
@@ -63,6 +57,6 @@ def build_leaderboard(results: Sequence[Path], out_dir: Path, *, include_paper: 
     markdown = render_markdown(tables, out_dir.resolve())
     page = render_html(tables)
     for path, text in ((markdown_path, markdown), (html_path, page)):
-        atomic_write(path, lambda tmp, text=text: _write_public(tmp, text))
+        atomic_write(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
     logger.info("%d results files -> %d tables in %s and %s", len(entries), len(tables), markdown_path, html_path)
     return Leaderboard(markdown=markdown_path, html=html_path, tables=tables)
