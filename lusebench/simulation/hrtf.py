@@ -103,16 +103,28 @@ def _ear_order(receiver_positions: np.ndarray) -> tuple[int, int]:
     return (0, 1) if y[0] > y[1] else (1, 0)
 
 
-def load_hrtf(spec: str | Path, sample_rate: int) -> HrtfSet:
-    """Read a SOFA file (``SimpleFreeFieldHRIR``) and keep its horizontal ring at ``sample_rate``.
+@dataclass(frozen=True)
+class SofaHrirs:
+    """Every measured direction of a SOFA file, as read.
 
-    Args:
-        spec: ``kemar`` for the embedded MIT KEMAR set, or a path to any SOFA file.
-        sample_rate: target rate in Hz; the HRIRs are resampled (polyphase, zero-phase).
+    Attributes:
+        path: the file.
+        hrirs: (M, 2, N) float64 impulse responses, ears ordered (left, right), at ``sample_rate``.
+        positions: (M, 3) spherical source positions: azimuth (deg), elevation (deg), distance.
+        sample_rate: the file's rate, Hz.
+    """
+
+    path: Path
+    hrirs: np.ndarray
+    positions: np.ndarray
+    sample_rate: int
+
+
+def read_sofa(spec: str | Path) -> SofaHrirs:
+    """Read a SOFA file (``SimpleFreeFieldHRIR``): ``kemar`` for the embedded set, or a path.
 
     Raises:
-        LusebenchError: when the file is missing, unreadable, not an HRIR set, or has fewer than
-            four directions near zero elevation.
+        LusebenchError: when the file is missing, unreadable or not a binaural HRIR set.
     """
     import sofar  # deferred: sofar imports netCDF4 and takes a moment
 
@@ -132,6 +144,32 @@ def load_hrtf(spec: str | Path, sample_rate: int) -> HrtfSet:
         raise LusebenchError(f"SOFA file {path} is not a binaural HRIR set (Data.IR shape {data_ir.shape})")
     if position_type != "spherical":
         positions = _cartesian_to_spherical(positions)
+    left, right = _ear_order(receivers)
+    return SofaHrirs(path=path, hrirs=data_ir[:, [left, right], :], positions=positions, sample_rate=rate)
+
+
+def resample_hrirs(hrirs: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    """``hrirs`` (..., N) from ``rate`` to ``sample_rate`` (polyphase, zero-phase)."""
+    if rate == sample_rate:
+        return hrirs
+    gcd = math.gcd(rate, sample_rate)
+    return resample_poly(hrirs, sample_rate // gcd, rate // gcd, axis=-1)
+
+
+def load_hrtf(spec: str | Path, sample_rate: int, sofa: SofaHrirs | None = None) -> HrtfSet:
+    """Read a SOFA file (``SimpleFreeFieldHRIR``) and keep its horizontal ring at ``sample_rate``.
+
+    Args:
+        spec: ``kemar`` for the embedded MIT KEMAR set, or a path to any SOFA file.
+        sample_rate: target rate in Hz; the HRIRs are resampled (polyphase, zero-phase).
+        sofa: the file already read with :func:`read_sofa`, to read it once.
+
+    Raises:
+        LusebenchError: when the file is missing, unreadable, not an HRIR set, or has fewer than
+            four directions near zero elevation.
+    """
+    sofa = read_sofa(spec) if sofa is None else sofa
+    path, positions = sofa.path, sofa.positions
     elevation = positions[:, 1]
     ring = np.flatnonzero(np.abs(elevation) <= _HORIZONTAL_TOLERANCE_DEG)
     if len(ring) < 4:
@@ -142,11 +180,7 @@ def load_hrtf(spec: str | Path, sample_rate: int) -> HrtfSet:
     azimuths, ring = azimuths[order], ring[order]
     keep = np.concatenate([[True], np.diff(azimuths) > 1e-6])
     azimuths, ring = azimuths[keep], ring[keep]
-    left, right = _ear_order(receivers)
-    hrirs = data_ir[ring][:, [left, right], :]  # (M, 2, N)
-    if rate != sample_rate:
-        gcd = math.gcd(rate, sample_rate)
-        hrirs = resample_poly(hrirs, sample_rate // gcd, rate // gcd, axis=-1)
+    hrirs = resample_hrirs(sofa.hrirs[ring], sofa.sample_rate, sample_rate)  # (M, 2, N)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     log.debug("HRTF %s: %d horizontal directions, %d taps at %d Hz", path.name, len(ring), hrirs.shape[-1], sample_rate)
     return HrtfSet(
@@ -155,8 +189,8 @@ def load_hrtf(spec: str | Path, sample_rate: int) -> HrtfSet:
         onsets=_onsets(hrirs),
         sample_rate=sample_rate,
         identity=f"{path.name}#{digest}",
-        source_sample_rate=rate,
-        num_directions_total=int(data_ir.shape[0]),
+        source_sample_rate=sofa.sample_rate,
+        num_directions_total=int(sofa.hrirs.shape[0]),
     )
 
 

@@ -37,11 +37,11 @@ from functools import cached_property
 
 import numpy as np
 import scipy.fft
-from scipy.signal import resample_poly, sosfiltfilt
+from scipy.signal import sosfiltfilt
 from scipy.spatial import cKDTree
 
 from lusebench.errors import LusebenchError
-from lusebench.simulation.hrtf import _cartesian_to_spherical, _ear_order, load_hrtf, resolve_hrtf_path
+from lusebench.simulation.hrtf import load_hrtf, read_sofa, resample_hrirs
 
 log = logging.getLogger(__name__)
 
@@ -201,21 +201,12 @@ def load_sphere_hrirs(spec: str, sample_rate: int, interpolation: str = "linear-
         interpolation: ``linear-aligned`` replaces the measured ring by a 1 deg ring interpolated
             as the anechoic renderer does; ``nearest`` keeps the measured directions only.
     """
-    import sofar
-
     from lusebench.simulation.render import Renderer
 
-    hrtf = load_hrtf(spec, sample_rate)  # validates the file and names it
-    sofa = sofar.read_sofa(str(resolve_hrtf_path(spec)), verify=False, verbose=False)
-    data_ir = np.asarray(sofa.Data_IR, dtype=np.float64)
-    positions = np.asarray(sofa.SourcePosition, dtype=np.float64)
-    if str(sofa.SourcePosition_Type) != "spherical":
-        positions = _cartesian_to_spherical(positions)
-    left, right = _ear_order(np.asarray(sofa.ReceiverPosition, dtype=np.float64).reshape(-1, 3))
-    hrirs = data_ir[:, [left, right], :]
-    if hrtf.source_sample_rate != sample_rate:
-        gcd = math.gcd(hrtf.source_sample_rate, sample_rate)
-        hrirs = resample_poly(hrirs, sample_rate // gcd, hrtf.source_sample_rate // gcd, axis=-1)
+    sofa = read_sofa(spec)
+    hrtf = load_hrtf(spec, sample_rate, sofa)  # validates the ring and names the set
+    positions = sofa.positions
+    hrirs = resample_hrirs(sofa.hrirs, sofa.sample_rate, sample_rate)
     directions = _unit_vectors(positions[:, 0], positions[:, 1])
     identity = f"{hrtf.identity}|measured"
     if interpolation == "linear-aligned":
