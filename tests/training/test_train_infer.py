@@ -76,17 +76,21 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(val, tmp_path
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
-def test_non_finite_loss_stops_the_run(val, tmp_path, monkeypatch):
-    from lusebench.baselines import systems
-
-    original = systems.BaselineSystem.loss
+def _nan_loss(loss):
+    """``BaselineSystem.loss`` with a NaN total."""
 
     def poisoned(self, *args, **kwargs):
-        terms = original(self, *args, **kwargs)
+        terms = loss(self, *args, **kwargs)
         terms["total"] = terms["total"] * float("nan")
         return terms
 
-    monkeypatch.setattr(systems.BaselineSystem, "loss", poisoned)
+    return poisoned
+
+
+def test_non_finite_loss_stops_the_run(val, tmp_path, monkeypatch):
+    from lusebench.baselines import systems
+
+    monkeypatch.setattr(systems.BaselineSystem, "loss", _nan_loss(systems.BaselineSystem.loss))
     with pytest.raises(LusebenchError, match="non-finite loss"):
         train(_tiny("mlp-gcc"), tmp_path / "run", val_data=val, progress=False)
 
@@ -144,14 +148,7 @@ def _ddp_rank(rank: int, world: int, port: int, system: str, out: str, val: str,
     from lusebench.baselines import systems
 
     if rank == nan_on_rank:
-        original = systems.BaselineSystem.loss
-
-        def poisoned(self, *args, **kwargs):
-            terms = original(self, *args, **kwargs)
-            terms["total"] = terms["total"] * float("nan")
-            return terms
-
-        systems.BaselineSystem.loss = poisoned
+        systems.BaselineSystem.loss = _nan_loss(systems.BaselineSystem.loss)
     try:
         # 10 mixtures over 2 ranks of batch 2: 2 steps each, the 10th mixture left out on both.
         train(_tiny(system, epoch_mixtures=10), Path(out), val_data=Path(val), progress=False)
