@@ -12,8 +12,9 @@ Written from the paper, compactly, for text-queried extraction:
   width (512). Both token sequences get fixed sinusoidal positions (2-D for the spectral one).
 * Cross-domain transformer: ``transformer_layers`` pre-norm layers per branch alternating self
   and cross attention (paper: self, cross, self, cross, self). FiLM from the pooled text vector
-  modulates each branch before every layer. The spectral stream after every layer is returned
-  for the localization head.
+  modulates each branch before every self-attention layer, as the paper's section 2.2 says
+  (cross-attention layers mix the two already-modulated streams). The spectral stream after
+  every layer is returned for the localization head.
 * Decoders mirror the encoders (1x1 conv + GLU, ConvTranspose, GELU but on the last) with the
   encoder outputs added as skips; the spectral decoder's output goes through the inverse STFT
   and the two waveforms are summed.
@@ -237,8 +238,9 @@ class HybridBackbone(nn.Module):
         d = c.transformer_dim
         self.spec_in, self.spec_out = nn.Linear(widths[-1], d), nn.Linear(d, widths[-1])
         self.time_in, self.time_out = nn.Linear(widths[-1], d), nn.Linear(d, widths[-1])
-        self.spec_film = nn.ModuleList(FiLM(film_dim, d) for _ in range(c.transformer_layers))
-        self.time_film = nn.ModuleList(FiLM(film_dim, d) for _ in range(c.transformer_layers))
+        self_layers = (c.transformer_layers + 1) // 2  # even indices are self-attention
+        self.spec_film = nn.ModuleList(FiLM(film_dim, d) for _ in range(self_layers))
+        self.time_film = nn.ModuleList(FiLM(film_dim, d) for _ in range(self_layers))
         self.spec_layers = nn.ModuleList(
             AttentionLayer(d, c.transformer_heads, c.transformer_ffn, c.dropout, cross=i % 2 == 1)
             for i in range(c.transformer_layers)
@@ -325,15 +327,13 @@ class HybridBackbone(nn.Module):
         )
 
         spectral_layers = []
-        for spec_film, time_film, spec_layer, time_layer in zip(
-            self.spec_film, self.time_film, self.spec_layers, self.time_layers
-        ):
-            s_in, t_in = spec_film(spec_tokens, film), time_film(time_tokens, film)
+        for i, (spec_layer, time_layer) in enumerate(zip(self.spec_layers, self.time_layers)):
             if spec_layer.norm_kv is None:
-                spec_tokens, time_tokens = spec_layer(s_in), time_layer(t_in)
+                spec_tokens = spec_layer(self.spec_film[i // 2](spec_tokens, film))
+                time_tokens = time_layer(self.time_film[i // 2](time_tokens, film))
             else:
                 # Both branches read the other's input to this layer, so neither waits on the other.
-                spec_tokens, time_tokens = spec_layer(s_in, t_in), time_layer(t_in, s_in)
+                spec_tokens, time_tokens = spec_layer(spec_tokens, time_tokens), time_layer(time_tokens, spec_tokens)
             spectral_layers.append(spec_tokens)
         if not decode:
             return BackboneOutput(None, tuple(spectral_layers))

@@ -21,6 +21,7 @@ a source on the left (azimuth 90, counter-clockwise) peaks at a positive lag.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -131,7 +132,9 @@ class SpectralDoAEncoder(nn.Module):
         blocks: list[nn.Module] = []
         for cin, cout in zip(widths, widths[1:]):
             blocks += [nn.Conv1d(cin, cout, 1), nn.ReLU(), nn.Dropout(config.dropout)]
-        blocks.append(nn.Conv1d(widths[-1], 1, 1))
+        # No bias: the DoA decoder's first layer feeds a BatchNorm, which removes any constant
+        # added to all features, so that bias would never get a gradient.
+        blocks.append(nn.Conv1d(widths[-1], 1, 1, bias=False))
         self.fdoa = nn.Sequential(*blocks)
 
     def forward(self, spectral_layers: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -148,18 +151,32 @@ class SpectralDoAEncoder(nn.Module):
 class DoADecoder(nn.Module):
     """Linear layers with BatchNorm, ReLU and dropout between them, to sigmoid azimuth likelihoods.
 
-    Paper: 888 -> 1024 -> 1024 -> 1024 -> 1024 -> 1024 -> 360.
+    Paper: 888 -> 1024 -> 1024 -> 1024 -> 1024 -> 1024 -> 360. A linear layer that feeds a
+    BatchNorm has no bias (the BatchNorm's own shift replaces it). The last bias starts at the
+    logit of ``label_prior``, the label's mean value per bin, so that step 0 already predicts the
+    near-empty background rather than 0.5 in every bin: otherwise the first thousands of steps
+    go into pushing 359 sigmoids down instead of finding the peak.
+
+    Args:
+        input_dim: width of the features.
+        config: layer sizes.
+        label_prior: mean value of the training label over bins, in (0, 1).
     """
 
-    def __init__(self, input_dim: int, config: DoAConfig) -> None:
+    def __init__(self, input_dim: int, config: DoAConfig, label_prior: float) -> None:
         super().__init__()
+        if not 0.0 < label_prior < 1.0:
+            raise LusebenchError(f"DoA label prior must lie in (0, 1), got {label_prior}")
         widths = [input_dim] + [config.decoder_hidden] * (config.decoder_layers - 1) + [config.num_bins]
         blocks: list[nn.Module] = []
         for i, (cin, cout) in enumerate(zip(widths, widths[1:])):
-            blocks.append(nn.Linear(cin, cout))
-            if i < len(widths) - 2:
+            hidden = i < len(widths) - 2
+            blocks.append(nn.Linear(cin, cout, bias=not hidden))
+            if hidden:
                 blocks += [nn.BatchNorm1d(cout), nn.ReLU(), nn.Dropout(config.dropout)]
         self.layers = nn.Sequential(*blocks)
+        with torch.no_grad():
+            self.layers[-1].bias.fill_(math.log(label_prior / (1.0 - label_prior)))
         self.input_dim = input_dim
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -15,10 +15,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
+from lusebench.errors import LusebenchError
+
 DEFAULT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
+
+# How the Gaussian DoA label is scaled. The paper writes y = N(theta; d, sigma^2): read literally
+# as the normal density, its peak is 0.178 at sigma^2 = 5 and its 360 values sum to 1
+# ("density"). The paper takes the loss from its reference [24] (Qian et al., ICASSP 2021), whose
+# likelihood-based coding peaks at 1 ("likelihood"): the sigmoid outputs then read as the
+# likelihood that a source sits in each bin, and the peak carries 31x the squared error.
+DoALabel = Literal["likelihood", "density"]
 
 
 @dataclass(frozen=True)
@@ -28,11 +38,14 @@ class LossConfig:
     Attributes:
         gamma: weight of the DoA MSE in the total (paper: 10).
         sigma2_deg2: variance of the Gaussian DoA label in degrees squared (paper: 5).
+        doa_label: ``likelihood`` (peak 1, reference [24]'s coding; the default, see
+            docs/small-preset.md for the measurement) or ``density`` (the normal density).
         resolutions: (n_fft, hop) pairs of the delta-spectrum loss.
     """
 
     gamma: float = 10.0
     sigma2_deg2: float = 5.0
+    doa_label: DoALabel = "likelihood"
     resolutions: tuple[tuple[int, int], ...] = DEFAULT_RESOLUTIONS
 
 
@@ -87,37 +100,62 @@ def delta_spectrum_loss(
     return total / len(resolutions)
 
 
-def gaussian_doa_label(azimuth_deg: torch.Tensor, num_bins: int = 360, sigma2_deg2: float = 5.0) -> torch.Tensor:
-    """Gaussian-smoothed DoA label ``N(theta_i; d, sigma^2)`` over bins, wrapped around 0/360.
+def gaussian_doa_label(
+    azimuth_deg: torch.Tensor, num_bins: int = 360, sigma2_deg2: float = 5.0, coding: DoALabel = "likelihood"
+) -> torch.Tensor:
+    """Gaussian-smoothed DoA label over bins, wrapped around 0/360.
 
     Bin i is centred on ``i * 360 / num_bins`` degrees; the distance to the true azimuth is the
-    circular one, so 359 deg and 0 deg are neighbours. The values are the normal density, as in
-    the paper's equation, so they sum to about 1 over 1-degree bins (peak 0.178 at sigma^2 = 5).
+    circular one, so 359 deg and 0 deg are neighbours. ``likelihood`` gives
+    ``exp(-delta^2 / (2 sigma^2))`` (peak 1); ``density`` divides it by ``sqrt(2 pi sigma^2)``, the
+    normal density of the paper's equation (sums to about 1 over 1-degree bins, peak 0.178 at
+    sigma^2 = 5).
 
     Args:
         azimuth_deg: (B,) azimuths in degrees, any real value (taken modulo 360).
         num_bins: number of azimuth bins.
         sigma2_deg2: variance in degrees squared.
+        coding: ``likelihood`` or ``density``.
 
     Returns:
         (B, num_bins) float32 label.
     """
+    if coding not in ("likelihood", "density"):
+        raise LusebenchError(f"unknown DoA label coding {coding!r}; choose likelihood or density")
     centres = torch.arange(num_bins, device=azimuth_deg.device, dtype=torch.float32) * (360.0 / num_bins)
     delta = torch.remainder(centres[None] - azimuth_deg.float()[:, None], 360.0)
     delta = torch.minimum(delta, 360.0 - delta)
-    return torch.exp(-delta.pow(2) / (2 * sigma2_deg2)) / math.sqrt(2 * math.pi * sigma2_deg2)
+    label = torch.exp(-delta.pow(2) / (2 * sigma2_deg2))
+    return label if coding == "likelihood" else label / math.sqrt(2 * math.pi * sigma2_deg2)
 
 
-def doa_mse(likelihood: torch.Tensor, azimuth_deg: torch.Tensor, sigma2_deg2: float = 5.0) -> torch.Tensor:
+def doa_label_prior(num_bins: int = 360, sigma2_deg2: float = 5.0, coding: DoALabel = "likelihood") -> float:
+    """Mean value per bin of the label: what a decoder that knows nothing should predict.
+
+    Plain Python rather than :func:`gaussian_doa_label`, so that it also serves a model being
+    built on the ``meta`` device.
+    """
+    if coding not in ("likelihood", "density"):
+        raise LusebenchError(f"unknown DoA label coding {coding!r}; choose likelihood or density")
+    step = 360.0 / num_bins
+    values = [math.exp(-min(i * step, 360.0 - i * step) ** 2 / (2 * sigma2_deg2)) for i in range(num_bins)]
+    scale = 1.0 if coding == "likelihood" else 1.0 / math.sqrt(2 * math.pi * sigma2_deg2)
+    return scale * sum(values) / num_bins
+
+
+def doa_mse(
+    likelihood: torch.Tensor, azimuth_deg: torch.Tensor, sigma2_deg2: float = 5.0, coding: DoALabel = "likelihood"
+) -> torch.Tensor:
     """DoA loss of the paper's equation (2): squared error summed over bins, averaged over items.
 
     Args:
         likelihood: (B, N) predicted likelihoods.
         azimuth_deg: (B,) true azimuths in degrees.
         sigma2_deg2: variance of the Gaussian label.
+        coding: label scaling, see :func:`gaussian_doa_label`.
 
     Returns:
         Scalar ``mean_b sum_i (d_hat_bi - y_bi)^2``.
     """
-    label = gaussian_doa_label(azimuth_deg, likelihood.shape[-1], sigma2_deg2)
+    label = gaussian_doa_label(azimuth_deg, likelihood.shape[-1], sigma2_deg2, coding)
     return (likelihood.float() - label).pow(2).sum(-1).mean()

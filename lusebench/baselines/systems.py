@@ -33,7 +33,7 @@ from torch import nn
 from lusebench import __version__
 from lusebench.baselines.backbone import BackboneConfig, HybridBackbone
 from lusebench.baselines.localization import DoAConfig, DoADecoder, GccPhatConfig, SpectralDoAEncoder, gcc_phat
-from lusebench.baselines.losses import LossConfig, delta_spectrum_loss, doa_mse, neg_si_snr
+from lusebench.baselines.losses import LossConfig, delta_spectrum_loss, doa_label_prior, doa_mse, neg_si_snr
 from lusebench.baselines.text import (
     CachedTextEncoder,
     TextAdapter,
@@ -45,7 +45,7 @@ from lusebench.baselines.text import (
 from lusebench.errors import LusebenchError
 
 CHECKPOINT_SCHEMA_VERSION = 1
-Preset = Literal["paper", "tiny"]
+Preset = Literal["paper", "small", "tiny"]
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,8 @@ class BaselineSystem(nn.Module):
                 width = config.text.adapter_dim
             if config.gcc is not None:
                 width += config.gcc.num_features
-            self.doa_decoder = DoADecoder(width, config.doa)
+            prior = doa_label_prior(config.doa.num_bins, config.loss.sigma2_deg2, config.loss.doa_label)
+            self.doa_decoder = DoADecoder(width, config.doa, prior)
 
     @property
     def text_encoder(self) -> CachedTextEncoder:
@@ -237,7 +238,8 @@ class BaselineSystem(nn.Module):
             if azimuth_deg is None or azimuth_deg.shape != output.doa_likelihood.shape[:1]:
                 got = None if azimuth_deg is None else tuple(azimuth_deg.shape)
                 raise LusebenchError(f"azimuth_deg must be ({output.doa_likelihood.shape[0]},), got {got}")
-            terms["doa_mse"] = doa_mse(output.doa_likelihood, azimuth_deg, self.config.loss.sigma2_deg2)
+            loss = self.config.loss
+            terms["doa_mse"] = doa_mse(output.doa_likelihood, azimuth_deg, loss.sigma2_deg2, loss.doa_label)
             weighted = self.config.loss.gamma * terms["doa_mse"]
             total = weighted if total is None else total + weighted
         terms["total"] = total
@@ -303,7 +305,10 @@ def system_from_checkpoint_dict(checkpoint: dict[str, Any]) -> BaselineSystem:
 
 
 # Presets. The tiny preset keeps every part and the layer pattern but shrinks widths and the
-# clip (1 s) so a system has well under 1M parameters and trains a step on CPU in a blink.
+# clip (1 s) so a system has well under 1M parameters and trains a step on CPU in a blink; its
+# text encoder is the random tiny T5, so it tests the plumbing, not learning. The small preset
+# is sized to learn on a 2-core CPU in about 20 minutes (docs/small-preset.md has the sweep that
+# chose it): the same 1 s clips, 4x the widths, and the real (offline) MiniLM text encoder.
 TINY_CLIP_SAMPLES = 16000
 _TINY_BACKBONE = BackboneConfig(
     channels=8, nfft=1024, hop_length=256, transformer_dim=32, transformer_heads=2, transformer_ffn=64
@@ -311,6 +316,18 @@ _TINY_BACKBONE = BackboneConfig(
 _TINY_TEXT = TextConfig(encoder="tiny-t5", adapter_dim=32, adapter_layers=2, adapter_heads=2, adapter_ffn=64)
 _TINY_GCC = GccPhatConfig(nfft=512, hop_length=256, segments=2)
 _TINY_DOA = DoAConfig(layer_tokens_out=8, fdoa_hidden=(32, 16), decoder_hidden=64, decoder_layers=3)
+SMALL_CLIP_SAMPLES = 16000
+_SMALL_BACKBONE = BackboneConfig(
+    channels=16, nfft=1024, hop_length=256, transformer_dim=128, transformer_heads=4, transformer_ffn=256
+)
+_SMALL_TEXT = TextConfig(encoder="minilm", adapter_dim=128, adapter_layers=2, adapter_heads=2, adapter_ffn=256)
+_SMALL_GCC = GccPhatConfig(segments=4)
+_SMALL_DOA = DoAConfig(layer_tokens_out=16, fdoa_hidden=(128, 64), decoder_hidden=256, decoder_layers=4)
+_PRESETS: dict[str, tuple[BackboneConfig, TextConfig, GccPhatConfig, DoAConfig, int]] = {
+    "paper": (BackboneConfig(), TextConfig(), GccPhatConfig(), DoAConfig(), 160000),
+    "small": (_SMALL_BACKBONE, _SMALL_TEXT, _SMALL_GCC, _SMALL_DOA, SMALL_CLIP_SAMPLES),
+    "tiny": (_TINY_BACKBONE, _TINY_TEXT, _TINY_GCC, _TINY_DOA, TINY_CLIP_SAMPLES),
+}
 
 
 @dataclass(frozen=True)
@@ -337,12 +354,9 @@ class SystemSpec:
 
     def config(self, preset: Preset) -> SystemConfig:
         """This system's config at ``preset``."""
-        if preset == "paper":
-            backbone, text, gcc, doa, clip = BackboneConfig(), TextConfig(), GccPhatConfig(), DoAConfig(), 160000
-        elif preset == "tiny":
-            backbone, text, gcc, doa, clip = _TINY_BACKBONE, _TINY_TEXT, _TINY_GCC, _TINY_DOA, TINY_CLIP_SAMPLES
-        else:
-            raise LusebenchError(f"unknown preset {preset!r}; choose paper or tiny")
+        if preset not in _PRESETS:
+            raise LusebenchError(f"unknown preset {preset!r}; choose {', '.join(_PRESETS)}")
+        backbone, text, gcc, doa, clip = _PRESETS[preset]
         needs_backbone = self.extraction or self.spectral_doa
         return SystemConfig(
             name=self.name,
@@ -421,7 +435,8 @@ def build_system(
 
     Args:
         name: one of :data:`SYSTEMS`.
-        preset: ``paper`` (the paper's sizes) or ``tiny`` (CPU-sized, 1 s clips).
+        preset: ``paper`` (the paper's sizes), ``small`` (learns on a CPU in minutes, 1 s clips)
+            or ``tiny`` (plumbing tests, 1 s clips).
         seed: initialisation seed; the caller's global RNG state is left as it was.
         device: where to allocate; ``"meta"`` builds without memory (parameter counts).
         **overrides: :class:`SystemConfig` fields; nested configs take a dict of their fields,
@@ -444,42 +459,37 @@ def parameter_count(module: nn.Module) -> int:
 
 @dataclass(frozen=True)
 class SystemRow:
-    """One line of ``lusebench systems``."""
+    """One line of ``lusebench systems``; ``params`` maps each preset to its parameter count."""
 
     name: str
     paper_name: str
     tasks: str
     channels: int
     gcc_phat: bool
-    params_paper: int
-    params_tiny: int
+    params: dict[str, int]
 
 
 def system_table() -> list[SystemRow]:
-    """Every registered system with its parameter counts at both presets (built on 'meta')."""
-    rows = []
-    for spec in SYSTEMS.values():
-        counts = {preset: parameter_count(build_system(spec.name, preset, device="meta")) for preset in ("paper", "tiny")}
-        config = spec.config("tiny")
-        rows.append(
-            SystemRow(
-                spec.name,
-                spec.paper_name,
-                config.tasks,
-                1 if spec.single_channel else 2,
-                spec.gcc,
-                counts["paper"],
-                counts["tiny"],
-            )
+    """Every registered system with its parameter counts at every preset (built on 'meta')."""
+    return [
+        SystemRow(
+            spec.name,
+            spec.paper_name,
+            spec.config("tiny").tasks,
+            1 if spec.single_channel else 2,
+            spec.gcc,
+            {preset: parameter_count(build_system(spec.name, preset, device="meta")) for preset in _PRESETS},
         )
-    return rows
+        for spec in SYSTEMS.values()
+    ]
 
 
 def format_system_table(rows: Sequence[SystemRow]) -> str:
     """Plain-text table of :func:`system_table` rows."""
-    header = ("name", "paper", "tasks", "channels", "GCC-PHAT", "params (paper)", "params (tiny)")
+    header = ("name", "paper", "tasks", "channels", "GCC-PHAT", *(f"params ({p})" for p in _PRESETS))
     body = [
-        (r.name, r.paper_name, r.tasks, str(r.channels), "yes" if r.gcc_phat else "no", f"{r.params_paper:,}", f"{r.params_tiny:,}")
+        (r.name, r.paper_name, r.tasks, str(r.channels), "yes" if r.gcc_phat else "no",
+         *(f"{r.params[p]:,}" for p in _PRESETS))
         for r in rows
     ]
     widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]

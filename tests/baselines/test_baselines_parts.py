@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from lusebench.baselines.backbone import BackboneConfig
-from lusebench.baselines.localization import GccPhatConfig, gcc_phat
-from lusebench.baselines.losses import delta_spectrum_loss, doa_mse, gaussian_doa_label, neg_si_snr
+from lusebench.baselines.localization import DoAConfig, DoADecoder, GccPhatConfig, gcc_phat
+from lusebench.baselines.losses import delta_spectrum_loss, doa_label_prior, doa_mse, gaussian_doa_label, neg_si_snr
 from lusebench.baselines.systems import build_system
 from lusebench.baselines.text import (
     ByteTokenizer,
@@ -62,7 +62,7 @@ def test_paper_preset_backbone_matches_htdemucs_settings(paper_luseel):
     assert [layer.conv.out_channels for layer in backbone.time_encoder] == [48, 96, 192, 384]
     assert backbone.spec_encoder[0].conv.in_channels == 4  # 2 ears x (real, imag)
     assert [layer.norm_kv is not None for layer in backbone.spec_layers] == [False, True, False, True, False]
-    assert len(backbone.spec_film) == len(backbone.time_film) == 5
+    assert len(backbone.spec_film) == len(backbone.time_film) == 3  # before each self-attention layer
     assert backbone.spec_in.out_features == backbone.time_in.out_features == 512
 
 
@@ -122,20 +122,40 @@ def test_delta_spectrum_loss_known_values():
 
 
 def test_gaussian_label_peaks_at_true_bin_and_wraps():
-    label = gaussian_doa_label(torch.tensor([37.0, 359.0, 0.0]))
+    likelihood = gaussian_doa_label(torch.tensor([37.0, 359.0, 0.0]))
+    density = gaussian_doa_label(torch.tensor([37.0, 359.0, 0.0]), coding="density")
     peak = 1 / math.sqrt(2 * math.pi * 5)
-    assert label[0].argmax().item() == 37 and label[0, 37].item() == pytest.approx(peak)
-    assert label[1, 0].item() == pytest.approx(label[1, 358].item()) and label[1, 0].item() > 0.1
-    assert label[2, 359].item() == pytest.approx(label[2, 1].item()) and label[2, 359].item() > 0.1
-    assert label.sum(dim=1).tolist() == pytest.approx([1.0] * 3, abs=1e-4)
+    assert likelihood[0].argmax().item() == 37 and likelihood[0, 37].item() == pytest.approx(1.0)
+    assert torch.allclose(density, likelihood * peak)
+    assert density[0, 37].item() == pytest.approx(peak)  # 0.178: the paper's N(theta; d, 5) read literally
+    assert likelihood[1, 0].item() == pytest.approx(likelihood[1, 358].item()) and likelihood[1, 0].item() > 0.5
+    assert likelihood[2, 359].item() == pytest.approx(likelihood[2, 1].item()) and likelihood[2, 359].item() > 0.5
+    assert density.sum(dim=1).tolist() == pytest.approx([1.0] * 3, abs=1e-4)
 
 
 def test_doa_mse_known_values():
     azimuth = torch.tensor([12.0, 300.0])
-    label = gaussian_doa_label(azimuth)
-    assert doa_mse(label, azimuth).item() == pytest.approx(0.0)
+    for coding in ("likelihood", "density"):
+        assert doa_mse(gaussian_doa_label(azimuth, coding=coding), azimuth, coding=coding).item() == pytest.approx(0.0)
     # Sum of squared normal densities on 1-degree bins: 1 / (2 sigma sqrt(pi)).
-    assert doa_mse(torch.zeros(2, 360), azimuth).item() == pytest.approx(1 / (2 * math.sqrt(5 * math.pi)), rel=1e-4)
+    floor = 1 / (2 * math.sqrt(5 * math.pi))
+    assert doa_mse(torch.zeros(2, 360), azimuth, coding="density").item() == pytest.approx(floor, rel=1e-4)
+    # The likelihood label is the density times sqrt(2 pi sigma^2): its floor is 2 pi sigma^2 larger.
+    assert doa_mse(torch.zeros(2, 360), azimuth).item() == pytest.approx(floor * 2 * math.pi * 5, rel=1e-4)
+
+
+def test_doa_decoder_starts_at_the_label_prior_whatever_the_features():
+    for coding in ("likelihood", "density"):
+        prior = doa_label_prior(coding=coding)
+        assert prior == pytest.approx(gaussian_doa_label(torch.tensor([123.0]), coding=coding).mean().item())
+        decoder = DoADecoder(16, DoAConfig(decoder_hidden=8, decoder_layers=3), prior).eval()
+        with torch.no_grad():
+            decoder.layers[-1].weight.zero_()  # leave only the bias: the start every input sees on average
+            out = decoder(torch.randn(4, 16))
+        assert torch.allclose(out, torch.full_like(out, prior), rtol=1e-5)
+    assert doa_label_prior(coding="likelihood") == pytest.approx(math.sqrt(2 * math.pi * 5) / 360, rel=1e-3)
+    with pytest.raises(LusebenchError, match="prior"):
+        DoADecoder(16, DoAConfig(), 0.0)
 
 
 def test_byte_tokenizer_offsets_bytes_and_pads_with_zero():

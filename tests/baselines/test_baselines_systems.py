@@ -29,9 +29,14 @@ def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return mixture, target, torch.tensor([30.0, 359.0])
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("name", list(SYSTEMS))
-def test_tiny_forward_backward_shapes_and_gradients(name):
-    system = build_system(name, "tiny")
+def test_tiny_forward_backward_shapes_and_gradients(name, seed):
+    # Several seeds (of weights and of dropout): a parameter that gets a gradient only for some
+    # initialisations is a defect (the F-DoA encoder's last bias, cancelled by the decoder's
+    # BatchNorm, got none for seed 1).
+    system = build_system(name, "tiny", seed=seed)
+    torch.manual_seed(seed)
     assert parameter_count(system) < 1_000_000
     mixture, target, azimuth = _batch()
     out = system(mixture, CAPTIONS)
@@ -59,9 +64,12 @@ def test_different_captions_give_different_outputs(name):
     with torch.no_grad():
         a = system(mixture, ["a dog barks twice"] * 2)
         b = system(mixture, ["rain on a tin roof"] * 2)
-    for x, y in ((a.waveform, b.waveform), (a.doa_likelihood, b.doa_likelihood)):
-        if x is not None:
-            assert (x - y).abs().max() > 1e-4
+    if a.waveform is not None:
+        assert (a.waveform - b.waveform).abs().max() > 1e-4
+    if a.doa_likelihood is not None:
+        # On the logit scale: at the start every bin sits near the label prior (~0.016), where the
+        # sigmoid flattens differences.
+        assert (torch.logit(a.doa_likelihood) - torch.logit(b.doa_likelihood)).abs().max() > 1e-4
 
 
 @pytest.mark.parametrize("name", ["luseel", "luseel-nogcc"])
