@@ -173,7 +173,11 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--system", required=True, help="t-htdemucs, mlp-gcc, luseel-extract, luseel-nogcc or luseel")
     p.add_argument("--sources", type=int, default=3, help="sources per mixture (default 3)")
-    p.add_argument("--preset", choices=["paper", "tiny"], default="paper", help="model and recipe size (default paper)")
+    p.add_argument(
+        "--preset", choices=["paper", "small", "tiny"], default="paper",
+        help="model and recipe size: paper (GPU), small (learns on a 2-core CPU in ~20 min), tiny (smoke "
+        "tests) (default paper)",
+    )
     p.add_argument("--out", type=Path, help="run folder (default runs/SYSTEM)")
     p.add_argument("--corpus", default=None, help="minicaps (default), audiocaps:ROOT or hf:NAME_OR_PATH")
     p.add_argument("--hrtf", default=None, help="kemar (default) or a SOFA file")
@@ -182,6 +186,17 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epoch-size", type=int, help="mixtures per epoch (paper preset 20000)")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     p.add_argument("--max-epochs", type=int, help="stop after this many epochs")
+    p.add_argument("--lr", type=float, help="peak AdamW learning rate (paper 1e-4, small 1e-3)")
+    p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (paper 5000, small 200)")
+    p.add_argument(
+        "--text-encoder", choices=["minilm", "t5", "tiny-t5"],
+        help="frozen text encoder (default: the preset's; minilm for paper and small, offline)",
+    )
+    p.add_argument("--text-model", help="with --text-encoder t5: a local T5 folder or a model id in your Hugging Face cache")
+    p.add_argument(
+        "--doa-label", choices=["likelihood", "density"],
+        help="DoA label: likelihood (peak 1, default) or density (the paper's N(theta; d, 5) read literally, peak 0.178)",
+    )
     p.add_argument("--workers", type=int, help="DataLoader processes per GPU (paper preset 4)")
     p.add_argument("--seed", type=int, help="seed of data, initialisation and dropout (default 0)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -196,7 +211,9 @@ def _run_train(args: argparse.Namespace) -> int:
     config = TrainConfig.for_preset(
         args.preset, system=args.system, num_sources=args.sources, corpus=args.corpus, hrtf=args.hrtf,
         batch_size=args.batch_size, epoch_mixtures=args.epoch_size, max_steps=args.max_steps,
-        max_epochs=args.max_epochs, num_workers=args.workers, seed=args.seed,
+        max_epochs=args.max_epochs, num_workers=args.workers, seed=args.seed, lr=args.lr,
+        warmup_steps=args.warmup_steps, text_encoder=args.text_encoder, text_model=args.text_model,
+        doa_label=args.doa_label,
     )
     out = args.out or Path("runs") / args.system
     best = train(config, out, resume=args.resume, val_data=args.val_data, device=args.device, progress=not args.no_progress)

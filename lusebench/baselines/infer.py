@@ -13,6 +13,7 @@ from tqdm import tqdm
 from lusebench.baselines.data import RenderedSet, collate, peak_normalise
 from lusebench.baselines.systems import SYSTEMS, parameter_count, system_from_checkpoint_dict
 from lusebench.baselines.train import autocast, load_checkpoint
+from lusebench.baselines.windows import run_windowed
 from lusebench.benchmark.submission import (
     AUDIO_DIR,
     SystemInfo,
@@ -37,11 +38,12 @@ def infer(
 
     Extraction writes ``audio/<mixture_id>.flac`` (2 channels; a single-channel system runs on
     each ear); localization writes ``doa_likelihood.npy`` (N, 360) in manifest order and
-    ``doa.csv`` with the argmax azimuths; ``system.json`` comes from the checkpoint.
+    ``doa.csv`` with the argmax azimuths; ``system.json`` comes from the checkpoint. Mixtures
+    of another length than the system's clips run in overlapping windows (windows.py).
 
     Raises:
         LusebenchError: missing or foreign checkpoint, data folder without a manifest, or a
-            sample rate / clip length the system was not built for.
+            sample rate the system was not built for.
     """
     payload = load_checkpoint(checkpoint)
     model = system_from_checkpoint_dict(payload["model"])
@@ -49,26 +51,31 @@ def infer(
     dataset = RenderedSet(data)
     if dataset.sample_rate != config.sample_rate:
         raise LusebenchError(f"{data} is at {dataset.sample_rate} Hz; {config.name} was trained at {config.sample_rate} Hz")
-    if config.localization and dataset.num_samples != config.clip_samples:
-        raise LusebenchError(
-            f"{data} has {dataset.num_samples}-sample mixtures; {config.name} localizes {config.clip_samples}-sample clips"
-        )
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device).eval()
     out = Path(out)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    if dataset.num_samples != config.clip_samples:
+        log.info(
+            "%s was trained on %d-sample clips: running it over %d-sample mixtures in overlapping windows",
+            config.name, config.clip_samples, dataset.num_samples,
+        )
+
+    def run(windows: torch.Tensor, captions: list[str]):
+        with autocast(device):
+            return model(windows, captions)
+
     likelihoods: list[np.ndarray] = []
     azimuths: dict[str, float] = {}
     with torch.no_grad():
         for batch in tqdm(loader, desc="infer", unit="batch", disable=not progress):
-            with autocast(device):
-                output = model(batch["mixture"].to(device), batch["caption"])
+            output = run_windowed(run, batch["mixture"].to(device), batch["caption"], config.clip_samples)
             if output.waveform is not None:
-                for mixture_id, waveform in zip(batch["mixture_id"], output.waveform.float().cpu().numpy()):
+                for mixture_id, waveform in zip(batch["mixture_id"], output.waveform.cpu().numpy()):
                     payload_bytes = encode_audio(peak_normalise(waveform), dataset.sample_rate, "flac")
                     write_bytes(out / AUDIO_DIR / f"{mixture_id}.flac", payload_bytes)
             if output.doa_likelihood is not None:
-                batch_likelihood = output.doa_likelihood.float().cpu().numpy()  # (B, 360)
+                batch_likelihood = output.doa_likelihood.cpu().numpy()  # (B, 360)
                 likelihoods.append(batch_likelihood)
                 bins = batch_likelihood.shape[1]
                 for mixture_id, row in zip(batch["mixture_id"], batch_likelihood):

@@ -208,11 +208,14 @@ def encoder_width(config: TextConfig) -> int:
         from transformers import AutoConfig
 
         try:
-            return int(AutoConfig.from_pretrained(config.encoder_name, local_files_only=True).d_model)
+            t5_config = AutoConfig.from_pretrained(config.encoder_name, local_files_only=True)
         except (OSError, ValueError) as error:
             raise LusebenchError(
                 f"T5 config {config.encoder_name!r} not found locally; pass a local T5 folder or use 'minilm'"
             ) from error
+        if t5_config.model_type not in ("t5", "mt5", "umt5"):
+            raise LusebenchError(f"{config.encoder_name!r} holds a {t5_config.model_type!r} model, not a T5")
+        return int(t5_config.d_model)
     raise LusebenchError(f"unknown text encoder {config.encoder!r}; choose minilm, t5 or tiny-t5")
 
 

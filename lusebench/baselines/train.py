@@ -33,7 +33,9 @@ from tqdm import tqdm
 
 from lusebench import __version__
 from lusebench.baselines.data import RenderedSet, collate
-from lusebench.baselines.systems import BaselineSystem, build_system
+from lusebench.baselines.losses import DoALabel, neg_si_snr
+from lusebench.baselines.systems import BaselineSystem, SystemOutput, build_system
+from lusebench.baselines.text import EncoderKind
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, write_json
 from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig
@@ -51,7 +53,8 @@ class TrainConfig:
 
     Attributes:
         system: registry name of the system.
-        preset: ``paper`` or ``tiny`` (CPU-sized; scales warm-up, batch and epoch down).
+        preset: ``paper``, ``small`` (learns on a 2-core CPU in about 20 minutes) or ``tiny``
+            (plumbing tests); the model sizes and the recipe below.
         num_sources: sources per training and validation mixture.
         batch_size: mixtures per step on each rank.
         epoch_mixtures: mixtures drawn per epoch, over all ranks (the paper does not say; 20k
@@ -65,10 +68,13 @@ class TrainConfig:
         num_workers: DataLoader processes per rank (each renders with one thread).
         seed: seeds data, initialisation and dropout.
         corpus, hrtf: where training and validation mixtures come from.
+        text_encoder: frozen text encoder (``minilm``, ``t5``, ``tiny-t5``); None keeps the preset's.
+        text_model: T5 folder or Hugging Face cache id when ``text_encoder`` is ``t5``.
+        doa_label: DoA label coding, ``likelihood`` or ``density`` (losses.py).
     """
 
     system: str = "luseel"
-    preset: Literal["paper", "tiny"] = "paper"
+    preset: Literal["paper", "small", "tiny"] = "paper"
     num_sources: int = 3
     batch_size: int = 32
     epoch_mixtures: int = 20_000
@@ -85,16 +91,46 @@ class TrainConfig:
     seed: int = 0
     corpus: str = "minicaps"
     hrtf: str = "kemar"
+    text_encoder: EncoderKind | None = None
+    text_model: str | None = None
+    doa_label: DoALabel = "likelihood"
+
+    def __post_init__(self) -> None:
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise LusebenchError(f"learning rate must be a positive number, got {self.lr}")
+        if self.warmup_steps < 0:
+            raise LusebenchError(f"warm-up steps must be 0 or more, got {self.warmup_steps}")
+        if self.text_encoder not in (None, "minilm", "t5", "tiny-t5"):
+            raise LusebenchError(f"unknown text encoder {self.text_encoder!r}; choose minilm, t5 or tiny-t5")
+        if (self.text_model is not None) != (self.text_encoder == "t5"):
+            raise LusebenchError("a T5 model (--text-model) goes with --text-encoder t5, and only with it")
+        if self.doa_label not in ("likelihood", "density"):
+            raise LusebenchError(f"unknown DoA label {self.doa_label!r}; choose likelihood or density")
+
+    def model_overrides(self) -> dict[str, Any]:
+        """The :func:`build_system` overrides this run makes to its preset's model."""
+        overrides: dict[str, Any] = {"loss": {"doa_label": self.doa_label}}
+        if self.text_encoder is not None:
+            overrides["text"] = {"encoder": self.text_encoder}
+            if self.text_model is not None:
+                overrides["text"]["encoder_name"] = self.text_model
+        return overrides
 
     @classmethod
     def for_preset(cls, preset: str, **overrides: Any) -> TrainConfig:
         """The paper recipe, or its CPU-sized tiny version; explicit overrides win."""
         if preset == "paper":
             base: dict[str, Any] = {}
+        elif preset == "small":
+            # Chosen by the sweep in docs/small-preset.md: 3,000 steps of 8 one-second mixtures.
+            base = dict(
+                batch_size=8, epoch_mixtures=2000, val_mixtures=200, lr=1e-3, warmup_steps=200, num_workers=1,
+                max_epochs=12, halve_after=2, stop_after=4,
+            )
         elif preset == "tiny":
             base = dict(batch_size=4, epoch_mixtures=32, val_mixtures=8, warmup_steps=10, num_workers=0, max_epochs=2)
         else:
-            raise LusebenchError(f"unknown preset {preset!r}; choose paper or tiny")
+            raise LusebenchError(f"unknown preset {preset!r}; choose paper, small or tiny")
         if overrides.get("max_steps") is not None and overrides.get("max_epochs") is None:
             base.pop("max_epochs", None)  # an asked-for step count is not cut short by the preset's epoch cap
         return cls(preset=preset, **{**base, **{k: v for k, v in overrides.items() if v is not None}})
@@ -234,33 +270,52 @@ def autocast(device: torch.device) -> AbstractContextManager:
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
-def batch_loss(
-    model: BaselineSystem | DistributedDataParallel, batch: dict[str, Any], device: torch.device
-) -> dict[str, torch.Tensor]:
-    """The system's loss terms on one batch; the forward pass runs through ``model`` (DDP included)."""
+def _forward(model: BaselineSystem | DistributedDataParallel, batch: dict[str, Any], device: torch.device) -> SystemOutput:
+    """The model's output on one batch, in float32 whatever the autocast."""
     with autocast(device):
         output = model(batch["mixture"].to(device, non_blocking=True), batch["caption"])
     # Losses in float32: SI-SNR's log ratios lose too much in bf16.
-    output = dataclasses.replace(
+    return dataclasses.replace(
         output,
         waveform=None if output.waveform is None else output.waveform.float(),
         doa_likelihood=None if output.doa_likelihood is None else output.doa_likelihood.float(),
     )
+
+
+def batch_loss(
+    model: BaselineSystem | DistributedDataParallel, batch: dict[str, Any], device: torch.device
+) -> dict[str, torch.Tensor]:
+    """The system's loss terms on one batch; the forward pass runs through ``model`` (DDP included)."""
+    output = _forward(model, batch, device)
     system = model.module if isinstance(model, DistributedDataParallel) else model
     return system.loss(output, batch["target"].to(device), batch["azimuth_deg"].to(device))
 
 
 @torch.no_grad()
-def validate(model: BaselineSystem, loader: DataLoader, device: torch.device) -> float:
-    """Mean total loss over a rendered set."""
+def validate(model: BaselineSystem, loader: DataLoader, device: torch.device) -> dict[str, float]:
+    """Means over a rendered set: ``loss`` (the total, which picks the best checkpoint), and what
+    a user reads: ``si_snri_db`` (extraction) and ``doa_mae_deg`` (argmax, localization)."""
     model.eval()
-    total, count = 0.0, 0
+    sums: dict[str, float] = {}
+    count = 0
     for batch in loader:
-        loss = batch_loss(model, batch, device)["total"]
-        total += float(loss) * len(batch["caption"])
-        count += len(batch["caption"])
+        output = _forward(model, batch, device)
+        target, azimuth = batch["target"].to(device), batch["azimuth_deg"].to(device)
+        items = len(batch["caption"])
+        values = {"loss": float(model.loss(output, target, azimuth)["total"])}
+        if output.waveform is not None:
+            mixture = batch["mixture"].to(device).float()
+            values["si_snri_db"] = float(neg_si_snr(mixture, target) - neg_si_snr(output.waveform, target))
+        if output.doa_likelihood is not None:
+            bins = output.doa_likelihood.shape[1]
+            predicted = output.doa_likelihood.argmax(dim=1).float() * (360.0 / bins)
+            error = torch.remainder(predicted - azimuth, 360.0)
+            values["doa_mae_deg"] = float(torch.minimum(error, 360.0 - error).mean())
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0.0) + value * items
+        count += items
     model.train()
-    return total / max(count, 1)
+    return {key: value / max(count, 1) for key, value in sums.items()}
 
 
 def train(
@@ -318,7 +373,7 @@ def _train(
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
-    model = build_system(config.system, config.preset).to(device)
+    model = build_system(config.system, config.preset, **config.model_overrides()).to(device)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"]["state_dict"])
     sample_rate, clip_samples = model.config.sample_rate, model.config.clip_samples
@@ -432,14 +487,16 @@ def _train(
             if ddp.main:
                 save_checkpoint(last_path, payload(position, epoch))
             break
-        val_loss = validate(model, val_loader, device)
+        val = validate(model, val_loader, device)
+        val_loss = val["loss"]
         improved, stop_now = schedule.after_validation(val_loss)
         stop = stop or stop_now
         epoch += 1
         position = 0
         if ddp.main:
             record = {
-                "epoch": epoch - 1, "step": step, "val_loss": val_loss, "lr": schedule.at(step),
+                "epoch": epoch - 1, "step": step, "val_loss": val_loss,
+                **{f"val_{key}": value for key, value in val.items() if key != "loss"}, "lr": schedule.at(step),
                 "seconds": time.perf_counter() - started, "data_wait_s": waited,
                 **{f"train_{key}": value / max(batches, 1) for key, value in sums.items()},
             }
@@ -448,8 +505,9 @@ def _train(
             if writer is not None:
                 writer.add_scalar("val/loss", val_loss, step)
             log.info(
-                "epoch %d: train %.4f, val %.4f%s, lr %.2e, %.0f s (%.0f%% waiting for data)",
+                "epoch %d: train %.4f, val %.4f%s%s, lr %.2e, %.0f s (%.0f%% waiting for data)",
                 epoch - 1, record.get("train_total", float("nan")), val_loss, " (best)" if improved else "",
+                "".join(f", {key} {value:.2f}" for key, value in val.items() if key != "loss"),
                 record["lr"], record["seconds"], 100 * waited / max(record["seconds"], 1e-9),
             )
             save_checkpoint(last_path, payload(0, epoch))
