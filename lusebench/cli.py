@@ -56,22 +56,20 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--workers", type=int, default=1, help="processes, one thread each (default 1)")
     p.add_argument("--shard", default="0/1", help="render part i of n of the set, e.g. 0/4 (default 0/1)")
-    p.add_argument("--verify", type=Path, metavar="DIR", help="re-render DIR from its manifest and compare checksums")
+    p.add_argument("--verify", type=Path, metavar="DIR", help="re-render DIR from its config and compare the decoded audio (pass: every sample within "
+                   "-100 dBFS of the fresh rendering; missing, altered or undecodable files fail)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_simulate)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
     from lusebench.simulation.config import SimulationConfig
-    from lusebench.simulation.writer import Shard, simulate, verify
+    from lusebench.simulation.writer import Shard, format_verify_report, simulate, verify
 
     if args.verify is not None:
         report = verify(args.verify, progress=not args.no_progress, brir_bank=args.brir_bank)
-        if not report.ok:
-            print(f"{len(report.mismatched)} of {report.checked} mixtures differ, e.g. {report.mismatched[0]}")
-            return 1
-        print(f"all {report.checked} mixtures re-render bit-exactly")
-        return 0
+        print(format_verify_report(report))
+        return 0 if report.ok else 1
     if args.out is None:
         raise LusebenchError("--out DIR is required (or --verify DIR)")
     common = dict(
@@ -265,6 +263,7 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from lusebench.benchmark.evaluate import check, evaluate
+    from lusebench.leaderboard.render import format_fixed
 
     if args.check_only:
         submission = check(args.submission, args.data, workers=args.workers, progress=not args.no_progress)
@@ -273,8 +272,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     results = evaluate(args.submission, args.data, args.out, workers=args.workers, figures=not args.no_figures,
                        progress=not args.no_progress)
     for key, cell in results.summary["metrics"]["overall"].items():
-        ci = "" if cell["ci95"] is None else f" +- {cell['ci95']:.2f}"
-        print(f"{key:>20} {cell['mean']:9.2f}{ci}  (n={cell['n']})")
+        mean = "-" if cell["mean"] is None else format_fixed(cell["mean"], 2)
+        ci = "" if cell["ci95"] is None else f"  95% CI [{format_fixed(cell['ci95_low'], 2)}, {format_fixed(cell['ci95_high'], 2)}]"
+        print(f"{key:>20} {mean:>9}{ci}  (n={cell['n']})")
     print(f"results written to {results.folder}")
     return 0
 
