@@ -128,7 +128,8 @@ def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "results", nargs="*", type=Path, metavar="RESULTS",
-        help="results.json files or folders searched for them (default: the repository's leaderboard/entries/)",
+        help="results.json files or folders searched for them (default: the committed reference entries, "
+        "shipped in the package as lusebench/leaderboard/entries/)",
     )
     p.add_argument("--out", type=Path, default=Path("site"), help="output folder (default site/)")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's Table 1")
