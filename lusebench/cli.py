@@ -35,7 +35,7 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
         choices=sorted(BENCHMARK_SETS),
         help="render one of the fixed benchmark sets (fixes split, sources, count and seed)",
     )
-    p.add_argument("--out", type=Path, help="output dataset folder")
+    p.add_argument("--out", type=Path, help="output dataset folder (required unless --verify)")
     p.add_argument("--duration", type=float, default=10.0, help="mixture length in seconds (default 10)")
     p.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000)")
     p.add_argument("--corpus", default="minicaps", help="minicaps (embedded), audiocaps:ROOT or hf:NAME_OR_PATH")
@@ -56,22 +56,21 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--workers", type=int, default=1, help="processes, one thread each (default 1)")
     p.add_argument("--shard", default="0/1", help="render part i of n of the set, e.g. 0/4 (default 0/1)")
-    p.add_argument("--verify", type=Path, metavar="DIR", help="re-render DIR from its manifest and compare checksums")
+    p.add_argument("--verify", type=Path, metavar="DIR", help="re-render DIR from its config and compare the decoded audio (pass: every sample within "
+                   "-100 dBFS of the fresh rendering; missing, altered or undecodable files fail)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_simulate)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
     from lusebench.simulation.config import SimulationConfig
-    from lusebench.simulation.writer import Shard, simulate, verify
+    from lusebench.fingerprint import dataset_fingerprint
+    from lusebench.simulation.writer import Shard, format_verify_report, load_manifest, simulate, verify
 
     if args.verify is not None:
         report = verify(args.verify, progress=not args.no_progress, brir_bank=args.brir_bank)
-        if not report.ok:
-            print(f"{len(report.mismatched)} of {report.checked} mixtures differ, e.g. {report.mismatched[0]}")
-            return 1
-        print(f"all {report.checked} mixtures re-render bit-exactly")
-        return 0
+        print(format_verify_report(report))
+        return 0 if report.ok else 1
     if args.out is None:
         raise LusebenchError("--out DIR is required (or --verify DIR)")
     common = dict(
@@ -97,12 +96,18 @@ def _run_simulate(args: argparse.Namespace) -> int:
     manifest = simulate(config, args.out, workers=args.workers, shard=Shard.parse(args.shard),
                         progress=not args.no_progress, brir_bank=args.brir_bank)
     if manifest is not None:
-        print(f"wrote {config.num_mixtures} mixtures to {args.out} (manifest {manifest.name})")
+        fingerprint = dataset_fingerprint(load_manifest(args.out))
+        print(f"wrote {config.num_mixtures} mixtures to {args.out} (manifest {manifest.name}, fingerprint {fingerprint})")
     return 0
 
 
 def _add_hrtf_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("hrtf", help="describe an HRTF set (SOFA) and plot its ITD and ILD")
+    p = sub.add_parser(
+        "hrtf",
+        help="describe an HRTF set (SOFA) and plot its ITD and ILD",
+        description="Read a SOFA HRTF set the way simulate does (horizontal ring, resampled), print what it "
+        "holds (directions, taps, rates, identity) and optionally plot its ITD and ILD against azimuth.",
+    )
     p.add_argument("path", nargs="?", default="kemar", help="SOFA file, or kemar for the embedded set (default)")
     p.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate first (default 16000)")
     p.add_argument("--plot", type=Path, metavar="FILE", help="write ITD and ILD against azimuth to FILE (.png/.pdf)")
@@ -130,7 +135,8 @@ def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "results", nargs="*", type=Path, metavar="RESULTS",
-        help="results.json files or folders searched for them (default: the repository's leaderboard/entries/)",
+        help="results.json files or folders searched for them (default: the committed reference entries, "
+        "shipped in the package as lusebench/leaderboard/entries/)",
     )
     p.add_argument("--out", type=Path, default=Path("site"), help="output folder (default site/)")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's Table 1")
@@ -222,7 +228,13 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_infer_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("infer", help="run a trained checkpoint over a rendered set and write a submission")
+    p = sub.add_parser(
+        "infer",
+        help="run a trained checkpoint over a rendered set and write a submission",
+        description="Load a checkpoint written by train-baseline (no config needed), run it over every mixture "
+        "of a dataset folder with its caption as the query, and write a submission folder (extracted "
+        "audio and/or DoA likelihoods, system.json) that `lusebench evaluate` scores.",
+    )
     p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint written by train-baseline")
     p.add_argument("--data", type=Path, required=True, help="a rendered dataset folder")
     p.add_argument("--out", type=Path, required=True, help="submission folder to write")
@@ -282,6 +294,7 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from lusebench.benchmark.evaluate import check, evaluate
+    from lusebench.leaderboard.render import format_fixed
 
     if args.check_only:
         submission = check(args.submission, args.data, workers=args.workers, progress=not args.no_progress)
@@ -290,8 +303,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     results = evaluate(args.submission, args.data, args.out, workers=args.workers, figures=not args.no_figures,
                        progress=not args.no_progress)
     for key, cell in results.summary["metrics"]["overall"].items():
-        ci = "" if cell["ci95"] is None else f" +- {cell['ci95']:.2f}"
-        print(f"{key:>20} {cell['mean']:9.2f}{ci}  (n={cell['n']})")
+        mean = "-" if cell["mean"] is None else format_fixed(cell["mean"], 2)
+        ci = "" if cell["ci95"] is None else f"  95% CI [{format_fixed(cell['ci95_low'], 2)}, {format_fixed(cell['ci95_high'], 2)}]"
+        print(f"{key:>20} {mean:>9}{ci}  (n={cell['n']})")
     print(f"results written to {results.folder}")
     return 0
 
@@ -303,7 +317,10 @@ def _add_reference_parser(sub: argparse._SubParsersAction) -> None:
         description="mixture: the mixture passed through (SI-SNRi 0 dB); oracle: the reference image and "
         "true azimuth (the ceiling); random: uniform azimuths (about 2.8% accuracy, 90 deg MAE).",
     )
-    p.add_argument("kind", choices=["mixture", "oracle", "random"])
+    p.add_argument(
+        "kind", choices=["mixture", "oracle", "random"],
+        help="mixture: the mixture passed through; oracle: the reference and true azimuth; random: uniform azimuths",
+    )
     p.add_argument("--data", type=Path, required=True, help="dataset folder")
     p.add_argument("--out", type=Path, required=True, help="submission folder to write")
     p.add_argument("--seed", type=int, default=0, help="seed of the random azimuths (default 0)")
@@ -392,7 +409,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in _PARSERS:
         add(sub)
+    for command in sub.choices.values():
+        # `lusebench simulate -v` as well as `lusebench -v simulate`; SUPPRESS keeps the main
+        # parser's value when the subcommand does not repeat the flag.
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug messages")
+        if command.formatter_class is argparse.HelpFormatter:
+            command.formatter_class = _HelpFormatter
+        elif command.formatter_class is argparse.RawDescriptionHelpFormatter:
+            command.formatter_class = _RawHelpFormatter
     return parser
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help says its default or that it is required."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.required:
+            return f"{text} (required)"
+        if not action.option_strings or action.nargs == 0 or "default" in text or "required" in text:
+            return text  # positionals say what they are; flags are off unless given
+        return f"{text} (default: {'none' if action.default is None else '%(default)s'})"
+
+
+class _RawHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """As :class:`_HelpFormatter`, with the description's and epilog's line breaks kept."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from lusebench.errors import LusebenchError
+from lusebench.fingerprint import dataset_fingerprint
 
 REQUIRED_COLUMNS = (
     "mixture_id",
@@ -36,7 +36,8 @@ class Dataset:
     Attributes:
         path: the folder.
         manifest: one row per mixture, in manifest order, with a ``condition`` column added.
-        fingerprint: sha256 hex over the sorted ``mixture_id:mixture_sha256:target_sha256`` lines.
+        fingerprint: the set's identity (lusebench/fingerprint.py): its recipes, asset checksums and
+            protocol version, not its audio bytes.
     """
 
     path: Path
@@ -66,15 +67,6 @@ class Dataset:
         }
 
 
-def dataset_fingerprint(manifest: pd.DataFrame) -> str:
-    """Sha256 hex of the sorted ``mixture_id:mixture_sha256:target_sha256`` lines, each ending in ``\\n``."""
-    lines = sorted(
-        f"{m}:{a}:{b}\n"
-        for m, a, b in zip(manifest["mixture_id"], manifest["mixture_sha256"], manifest["target_sha256"])
-    )
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
 def load_dataset(path: Path) -> Dataset:
     """Read ``manifest.parquet`` (and ``config.json`` when present) of a dataset folder.
 
@@ -100,11 +92,11 @@ def load_dataset(path: Path) -> Dataset:
         raise LusebenchError(f"{manifest_path} repeats mixture id(s): {', '.join(duplicated[:5])}")
     if manifest["sample_rate"].nunique() != 1:
         raise LusebenchError(f"{manifest_path} mixes sample rates: {sorted(manifest['sample_rate'].unique())}")
+    fingerprint = dataset_fingerprint(manifest)
     if "room" in manifest.columns:
         manifest = manifest.assign(condition=manifest["room"].astype(str))
     else:
         config_path = path / "config.json"
         config = json.loads(config_path.read_text()) if config_path.is_file() else {}
         manifest = manifest.assign(condition=str(config.get("room", DEFAULT_CONDITION)))
-    manifest = manifest.reset_index(drop=True)
-    return Dataset(path=path, manifest=manifest, fingerprint=dataset_fingerprint(manifest))
+    return Dataset(path=path, manifest=manifest.reset_index(drop=True), fingerprint=fingerprint)

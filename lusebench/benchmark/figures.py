@@ -39,21 +39,51 @@ def _new_figure() -> tuple[Figure, object]:
     return figure, axes
 
 
+def _interval(cell: dict) -> tuple[float, float] | None:
+    """(below, above) the mean of a cell's 95% interval; None for a cell of fewer than two items."""
+    if cell["mean"] is None or cell["ci95"] is None:
+        return None
+    if cell.get("ci95_low") is None:  # results written before intervals could be asymmetric
+        return cell["ci95"], cell["ci95"]
+    return cell["mean"] - cell["ci95_low"], cell["ci95_high"] - cell["mean"]
+
+
+def _legend_above(axes, **kwargs) -> None:
+    # Above the axes, outside them: a legend inside may hide a bar or a point whatever its corner.
+    axes.legend(fontsize=_FONT_PT - 1, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0, 1.0, 0.1),
+                ncol=3, mode="expand", borderaxespad=0.2, **kwargs)
+
+
 def _bars_by_separation(results: Sequence[Results], labels: Sequence[str], key: str, ylabel: str) -> Figure:
     figure, axes = _new_figure()
     edges = results[0].summary["metrics"]["by_separation"]["bins_deg"]
     centres = np.arange(len(edges) - 1)
     width = 0.8 / len(results)
+    thin = False
     for k, (result, label) in enumerate(zip(results, labels)):
         cells = result.summary["metrics"]["by_separation"][key]
-        means = [np.nan if c["mean"] is None else c["mean"] for c in cells]
-        errors = [0.0 if c["ci95"] is None else c["ci95"] for c in cells]
-        axes.bar(centres + (k - (len(results) - 1) / 2) * width, means, width, yerr=errors, capsize=1.5,
-                 label=label, error_kw={"elinewidth": 0.6})
+        x = centres + (k - (len(results) - 1) / 2) * width
+        means = np.array([np.nan if c["mean"] is None else c["mean"] for c in cells])
+        intervals = [_interval(c) for c in cells]
+        sure = np.array([interval is not None for interval in intervals])
+        color = f"C{k}"  # fixed per system: the hatched bars below must not advance the colour cycle
+        axes.bar(x[sure], means[sure], width, label=label, color=color)
+        below = [interval[0] for interval in intervals if interval is not None]
+        above = [interval[1] for interval in intervals if interval is not None]
+        axes.errorbar(x[sure], means[sure], yerr=[below, above], fmt="none", ecolor="black", elinewidth=0.6,
+                      capsize=1.5)
+        # A bin of one item has no interval: an outlined, hatched bar, not a bar with a zero-width cap.
+        single = ~sure & ~np.isnan(means)
+        if single.any():
+            thin = True
+            axes.bar(x[single], means[single], width, fill=False, hatch="///", linewidth=0.6, edgecolor=color)
+    if thin:
+        axes.bar([np.nan], [np.nan], fill=False, hatch="///", linewidth=0.6, edgecolor="black",
+                 label="< 2 items: no interval")
     axes.set_xticks(centres, [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])], rotation=45, fontsize=_FONT_PT - 1)
     axes.set_xlabel("Inter-source separation (deg)", fontsize=_FONT_PT)
     axes.set_ylabel(ylabel, fontsize=_FONT_PT)
-    axes.legend(fontsize=_FONT_PT - 1, frameon=False)
+    _legend_above(axes)
     return figure
 
 
@@ -65,7 +95,7 @@ def _scatter(results: Sequence[Results], labels: Sequence[str]) -> Figure:
     axes.set_xlabel("SI-SNRi (dB)", fontsize=_FONT_PT)
     axes.set_ylabel("DoA absolute error (deg)", fontsize=_FONT_PT)
     axes.set_ylim(-5, 185)
-    axes.legend(fontsize=_FONT_PT - 1, frameon=False, markerscale=2)
+    _legend_above(axes, markerscale=2)
     return figure
 
 

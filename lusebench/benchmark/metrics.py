@@ -29,13 +29,21 @@ _NORM_FLOOR = 1e-6
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """What an aggregated result key means (read by the leaderboard and the figures)."""
+    """What an aggregated result key means (read by the leaderboard and the figures).
+
+    ``low`` and ``high`` bound every value the metric can take (None: unbounded), so its confidence
+    interval is kept inside them; a ``proportion`` is a share of items in percent, whose interval
+    is Wilson's.
+    """
 
     key: str
     label: str
     unit: str
     higher_is_better: bool
     task: Task
+    low: float | None = None
+    high: float | None = None
+    proportion: bool = False
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -47,11 +55,11 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("sdri_db", "SDRi", "dB", True, "extraction"),
         MetricInfo("bss_sdr_db", "BSS-eval SDR", "dB", True, "extraction"),
         MetricInfo("bss_sdri_db", "BSS-eval SDRi", "dB", True, "extraction"),
-        MetricInfo("itd_error_us", "ITD error", "us", False, "extraction"),
-        MetricInfo("ild_error_db", "ILD error", "dB", False, "extraction"),
-        MetricInfo("doa_accuracy_pct", "DoA accuracy (+-5 deg)", "%", True, "localization"),
-        MetricInfo("doa_mae_deg", "DoA MAE", "deg", False, "localization"),
-        MetricInfo("doa_mae_folded_deg", "DoA MAE, front-back folded", "deg", False, "localization"),
+        MetricInfo("itd_error_us", "ITD error", "us", False, "extraction", low=0.0),
+        MetricInfo("ild_error_db", "ILD error", "dB", False, "extraction", low=0.0),
+        MetricInfo("doa_accuracy_pct", "DoA accuracy (+-5 deg)", "%", True, "localization", 0.0, 100.0, True),
+        MetricInfo("doa_mae_deg", "DoA MAE", "deg", False, "localization", low=0.0, high=180.0),
+        MetricInfo("doa_mae_folded_deg", "DoA MAE, front-back folded", "deg", False, "localization", 0.0, 90.0),
     )
 }
 

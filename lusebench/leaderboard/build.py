@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from lusebench.io import atomic_write
@@ -15,9 +16,9 @@ from lusebench.leaderboard.tables import Table, build_tables
 
 logger = logging.getLogger(__name__)
 
-# Measured entries live in the repository, not the package: a clone (or an editable install)
-# has them; an installed wheel shows the paper's tables only unless given RESULTS.
-DEFAULT_ENTRIES = Path(__file__).resolve().parents[2] / "leaderboard" / "entries"
+# The committed entries ship inside the package (the repository's leaderboard/entries is a link
+# to them), so a plain `pip install` shows them as a clone does.
+DEFAULT_ENTRIES = Path(str(resources.files("lusebench").joinpath("leaderboard", "entries")))
 
 
 def _default_entries() -> list[Path]:
@@ -41,7 +42,7 @@ def build_leaderboard(results: Sequence[Path], out_dir: Path, *, include_paper: 
 
     Args:
         results: ``results.json`` files or folders searched recursively for them; empty means
-            the repository's ``leaderboard/entries/`` (paper tables only when that is absent).
+            the committed entries shipped in the package (``DEFAULT_ENTRIES``) (paper tables only when that is absent).
         out_dir: folder that receives ``leaderboard.md`` and ``index.html``; created if needed.
         include_paper: show the paper's Table 1 beside the measured tables.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lusebench import __version__
 from lusebench.leaderboard.results import ResultsFile, Stat
-from lusebench.leaderboard.tables import COLUMNS, DECIMALS, Column, Row, Table
+from lusebench.leaderboard.tables import COLUMNS, DECIMALS, RANK_RULE, Column, Row, Table
 
 _NOT_APPLICABLE = "-"  # the paper's mark for a task a system does not do
 
@@ -23,14 +23,21 @@ def _tasks_label(tasks: Sequence[str]) -> str:
     return "Both" if len(set(tasks)) > 1 else tasks[0].capitalize()
 
 
-def _number(value: float) -> str:
-    return f"{value:.{DECIMALS}f}"
+def format_fixed(value: float, decimals: int = DECIMALS) -> str:
+    """``value`` with ``decimals`` decimals, never "-0.0": a value that rounds to zero has no sign."""
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0.0 else text
 
 
 def _stat_text(stat: Stat) -> str:
     if stat.ci95 is None:
-        return _number(stat.mean)
-    return f"{_number(stat.mean)} ± {_number(stat.ci95)}"
+        return format_fixed(stat.mean)
+    if stat.low is not None and stat.high is not None:
+        low, high = format_fixed(stat.low), format_fixed(stat.high)
+        symmetric = format_fixed(stat.mean - stat.ci95) == low and format_fixed(stat.mean + stat.ci95) == high
+        if not symmetric:  # cut by the metric's range, or Wilson's: show where it lies
+            return f"{format_fixed(stat.mean)} [{low}, {high}]"
+    return f"{format_fixed(stat.mean)} ± {format_fixed(stat.ci95)}"
 
 
 def _gcc_phat_label(gcc_phat: bool | None) -> str:
@@ -84,6 +91,7 @@ def render_markdown(tables: Sequence[Table], out_dir: Path) -> str:
         f"Built by lusebench {__version__}. Tables marked as reported in the paper copy the paper's Table 1;",
         "they were not measured by lusebench and are never ranked with measured rows. Values are mean ± 95% CI;",
         "SDRi is plain SDR; Accuracy is the share of DoA errors within 5 deg.",
+        f"{RANK_RULE} An interval in brackets is asymmetric: a share's (Wilson) or one cut by the metric's range.",
     ]
     headers = ["System", "Tasks", "GCC-PHAT", "Channels"] + [f"{c.label} ({c.unit})" for c in COLUMNS]
     for table in tables:
@@ -244,7 +252,8 @@ def render_html(tables: Sequence[Table]) -> str:
 Values are mean ± 95% confidence interval; SDRi is plain SDR; Accuracy is the share of DoA errors within 5°.
 Tables marked <em>reported in the paper</em> copy the LuSeeL paper's Table 1: they were not measured by
 lusebench and are never ranked with measured rows. Systems scored on different test sets are in different
-tables. Click a column header to sort; best values are in bold.</p>
+tables. {_e(RANK_RULE)} An interval in brackets is asymmetric: a share's (Wilson) or one cut by the
+metric's range. Click a column header to sort; best values are in bold.</p>
 {sections}
 <script>{_SCRIPT}</script>
 </body>

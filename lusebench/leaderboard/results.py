@@ -34,11 +34,17 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 @dataclass(frozen=True)
 class Stat:
-    """One aggregated metric: mean over items, half-width of its 95% interval, item count."""
+    """One aggregated metric: mean over items, its 95% interval, item count.
+
+    ``ci95`` is half the interval's width; ``low``/``high`` its ends, None in results files
+    written before intervals could be asymmetric (there: mean -/+ ci95).
+    """
 
     mean: float
     ci95: float | None = None
     n: int | None = None
+    low: float | None = None
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -142,9 +148,15 @@ class _Fields:
         mean = self.take(entry, f"{where}.{key}", "mean", "a finite number", nullable=True)
         ci95 = self.take(entry, f"{where}.{key}", "ci95", "a finite number", nullable=True)
         n = self.take(entry, f"{where}.{key}", "n", "a non-negative integer")
+        # The interval's ends arrived with bounded intervals (Wilson); older files lack them.
+        ends = [
+            self.take(entry, f"{where}.{key}", end, "a finite number", nullable=True) if end in entry else None
+            for end in ("ci95_low", "ci95_high")
+        ]
         if mean is None or n is None:
             return None
-        return Stat(mean=float(mean), ci95=None if ci95 is None else float(ci95), n=n)
+        low, high = (None if end is None else float(end) for end in ends)
+        return Stat(mean=float(mean), ci95=None if ci95 is None else float(ci95), n=n, low=low, high=high)
 
 
 def _parse_utc(text: str | None, fields: _Fields) -> datetime | None:

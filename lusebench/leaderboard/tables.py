@@ -91,6 +91,13 @@ class Table:
         return stat is not None and round(stat.mean, DECIMALS) == self.best(column)
 
 
+# What _rank_key does, in the words the page shows.
+RANK_RULE = (
+    "Measured rows are ranked by SI-SNRi (higher first), then DoA accuracy (higher first), then DoA MAE "
+    "(lower first), on the unrounded means; a metric a system does not report ranks it after those that do."
+)
+
+
 def _rank_key(row: Row) -> tuple[float, float, float, str]:
     # Extraction quality first (the benchmark's main task), then localization; a metric a
     # system does not report sorts after every reported value.

@@ -16,7 +16,7 @@ Room = Literal["anechoic", "reverberant"]
 ROOMS: tuple[Room, ...] = ("anechoic", "reverberant")
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _ROOM_FIELDS = (
     "room", "rt60_range_s", "room_length_range_m", "room_width_range_m", "room_height_range_m",
     "source_distance_range_m", "max_image_order",
@@ -30,7 +30,7 @@ SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 class SimulationConfig:
     """Everything that decides the content of a rendered set.
 
-    Two sets with equal configs (and equal corpus and HRTF files) are byte-identical.
+    Two sets with equal configs (and equal corpus and HRTF files) hold equal recipes and one fingerprint.
     """
 
     num_sources: int = 3

@@ -7,6 +7,7 @@ captions and a way to read their audio as mono float32 at any sample rate.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from lusebench.errors import LusebenchError
-from lusebench.io import read_audio
+from lusebench.io import read_audio, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ class Corpus:
         """The clip as mono float32 of shape (time,) at ``sample_rate``."""
         return _cached_audio(self, clip, sample_rate)
 
+    def checksum(self, clip: Clip) -> str:
+        """Sha256 of the clip as the corpus holds it: its file's bytes, or (Hugging Face clips,
+        which have no file of their own) its decoded samples and rate."""
+        return _cached_checksum(self, clip)
+
     def __hash__(self) -> int:  # identity hash, so lru_cache can key on the corpus object
         return id(self)
 
@@ -98,6 +104,16 @@ def _cached_audio(corpus: Corpus, clip: Clip, sample_rate: int) -> np.ndarray:
     mono = np.ascontiguousarray(mono, dtype=np.float32)
     mono.flags.writeable = False  # shared between mixtures: nobody may scale it in place
     return mono
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_checksum(corpus: Corpus, clip: Clip) -> str:
+    if clip.path is not None:
+        return sha256_file(clip.path)
+    audio, rate = corpus._decode(clip)
+    digest = hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes())
+    digest.update(str(rate).encode())
+    return digest.hexdigest()
 
 
 def _decode_file(clip: Clip) -> tuple[np.ndarray, int]:

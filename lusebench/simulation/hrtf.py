@@ -56,6 +56,7 @@ class HrtfSet:
         onsets: (M, 2) onset delay of each HRIR, in samples (fractional).
         sample_rate: Hz.
         identity: file name + sha256 prefix of the SOFA file, recorded in every recipe.
+        sha256: the SOFA file's full sha256, part of a set's fingerprint.
         source_sample_rate: the file's own rate before resampling.
         num_directions_total: measured directions in the file, all elevations.
     """
@@ -65,6 +66,7 @@ class HrtfSet:
     onsets: np.ndarray
     sample_rate: int
     identity: str
+    sha256: str
     source_sample_rate: int
     num_directions_total: int
 
@@ -181,14 +183,15 @@ def load_hrtf(spec: str | Path, sample_rate: int, sofa: SofaHrirs | None = None)
     keep = np.concatenate([[True], np.diff(azimuths) > 1e-6])
     azimuths, ring = azimuths[keep], ring[keep]
     hrirs = resample_hrirs(sofa.hrirs[ring], sofa.sample_rate, sample_rate)  # (M, 2, N)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     log.debug("HRTF %s: %d horizontal directions, %d taps at %d Hz", path.name, len(ring), hrirs.shape[-1], sample_rate)
     return HrtfSet(
         azimuths_deg=azimuths,
         hrirs=np.ascontiguousarray(hrirs),
         onsets=_onsets(hrirs),
         sample_rate=sample_rate,
-        identity=f"{path.name}#{digest}",
+        identity=f"{path.name}#{digest[:12]}",
+        sha256=digest,
         source_sample_rate=sofa.sample_rate,
         num_directions_total=int(sofa.hrirs.shape[0]),
     )

@@ -1,4 +1,4 @@
-"""Recipes: everything needed to re-render one mixture bit-exactly, drawn as the paper's protocol says.
+"""Recipes: everything needed to re-render one mixture, drawn as the paper's protocol says.
 
 Protocol (paper section 3.1, DESIGN.md): one anchor clip is the target; 1 or 2 interferers come
 from other clips whose captions differ from the target's; each interferer is scaled to the
@@ -14,6 +14,7 @@ gives the same clips, SNRs and azimuths in both conditions, and anechoic recipes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from lusebench.simulation.render import RenderedMixture, Renderer
 from lusebench.simulation.rooms import Brir, draw_room, room_absorption
 
 if TYPE_CHECKING:
-    from lusebench.simulation.brir_bank import BrirBank
+    from lusebench.simulation.brir_bank import BrirBank, BrirSpec
 
 # Peak that the loudest written sample may reach; the rest is headroom for the 24-bit FLAC.
 PEAK_LIMIT = 0.99
@@ -214,9 +215,20 @@ def draw_recipe(
     peak = max(max(float(signal.max()), -float(signal.min())) for signal in signals)
     if peak > PEAK_LIMIT:
         # Never clip: one gain on every signal, recorded, so the references stay consistent.
-        recipe = _replace_gain(recipe, PEAK_LIMIT / peak)
+        recipe = replace(recipe, mixture_gain=headroom_gain(peak))
         rendered = _scale(rendered, recipe.mixture_gain)
     return recipe, rendered
+
+
+def headroom_gain(peak: float) -> float:
+    """The gain that brings ``peak`` to at most PEAK_LIMIT, rounded down to a 0.1 dB step.
+
+    The peak is a rendered sample, whose last bits follow the CPU's FFT kernels; the gain is a
+    recipe field, which must not. On a 0.1 dB grid another CPU's peak (within ~1e-7 of this one)
+    lands on another step only if this one lies within ~1e-6 dB of a step's edge.
+    """
+    steps = math.ceil(200.0 * math.log10(peak / PEAK_LIMIT))  # 0.1 dB steps of attenuation
+    return float(np.float32(10.0 ** (-steps / 200.0)))
 
 
 def _draw_room(
@@ -225,7 +237,7 @@ def _draw_room(
     """The recipe's room fields, and the BRIRs that render it (fetched once, for both)."""
     room = draw_room(rng, tuple(azimuths), config.room_ranges)
     absorption, order = room_absorption(room, config.max_image_order, config.sample_rate)
-    brirs = _brirs(bank, room.dims_m, absorption, order, room.listener_m, room.sources_m)
+    brirs = _brirs(bank, brir_specs(room.dims_m, absorption, order, room.listener_m, room.sources_m))
     fields: dict[str, Any] = dict(
         room="reverberant",
         rt60_s=room.rt60_s,
@@ -240,24 +252,31 @@ def _draw_room(
     return fields, brirs
 
 
-def _brirs(
-    bank: BrirBank | None,
+def brir_specs(
     dims_m: tuple[float, ...],
     absorption: float,
     order: int,
     listener_m: tuple[float, ...],
     sources_m: tuple[tuple[float, ...], ...],
-) -> list[Brir]:
+) -> list[BrirSpec]:
+    """The BRIR of each source of a room, target first."""
     from lusebench.simulation.brir_bank import BrirSpec
 
+    return [BrirSpec(tuple(dims_m), absorption, order, tuple(listener_m), tuple(source)) for source in sources_m]  # type: ignore[arg-type]
+
+
+def recipe_brir_specs(recipe: Recipe) -> list[BrirSpec]:
+    """The BRIRs a reverberant recipe renders with (none when anechoic)."""
+    if recipe.room != "reverberant":
+        return []
+    return brir_specs(recipe.room_dims_m, recipe.wall_absorption, recipe.image_order, recipe.listener_position_m,
+                      recipe.source_positions_m)
+
+
+def _brirs(bank: BrirBank | None, specs: list[BrirSpec]) -> list[Brir]:
     if bank is None:
         raise ValueError("a reverberant recipe needs a BRIR bank")
-    specs = [BrirSpec(tuple(dims_m), absorption, order, tuple(listener_m), tuple(source)) for source in sources_m]
-    return [bank.get(spec) for spec in specs]  # type: ignore[arg-type]
-
-
-def _replace_gain(recipe: Recipe, mixture_gain: float) -> Recipe:
-    return replace(recipe, mixture_gain=float(np.float32(mixture_gain)))
+    return [bank.get(spec) for spec in specs]
 
 
 def _scale(rendered: RenderedMixture, gain: float) -> RenderedMixture:
@@ -290,9 +309,6 @@ def render_recipe(recipe: Recipe, corpus: Corpus, renderer: Renderer, bank: Brir
     for clip_id, offset_s, onset_s in zip(recipe.clip_ids, recipe.clip_offsets_s, recipe.onsets_s):
         audio = corpus.audio(corpus.clip(clip_id), sr)
         segments.append(place(audio, int(round(offset_s * sr)), int(round(onset_s * sr)), num_samples))
-    brirs = None
-    if recipe.room == "reverberant":
-        brirs = _brirs(bank, recipe.room_dims_m, recipe.wall_absorption, recipe.image_order,
-                       recipe.listener_position_m, recipe.source_positions_m)
+    brirs = _brirs(bank, recipe_brir_specs(recipe)) if recipe.room == "reverberant" else None
     rendered = _render(np.stack(segments), recipe, renderer, brirs)
     return rendered if recipe.mixture_gain == 1.0 else _scale(rendered, recipe.mixture_gain)

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,13 @@ from tqdm import tqdm
 from lusebench import __version__
 from lusebench.allocator import retain_freed_memory
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, encode_audio, sha256_file, write_bytes, write_json
+from lusebench.fingerprint import PROTOCOL_VERSION
+from lusebench.io import atomic_write, encode_audio, read_audio, sha256_file, write_bytes, write_json
 from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SCHEMA_VERSION, SimulationConfig
 from lusebench.simulation.corpus import Corpus, distinct_captions, open_corpus
 from lusebench.simulation.hrtf import load_hrtf
-from lusebench.simulation.recipe import Recipe, draw_recipe, mixture_id, render_recipe
+from lusebench.simulation.recipe import Recipe, draw_recipe, mixture_id, recipe_brir_specs
 from lusebench.simulation.render import RenderedMixture, Renderer
 
 log = logging.getLogger(__name__)
@@ -47,18 +48,29 @@ CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.parquet"
 _ROWS = ".rows"
 
-# Column order of manifest.parquet (docs/dataset-format.md); file columns follow.
-MANIFEST_COLUMNS = (
-    "mixture_id", "split", "index", "num_sources", "seed", "sample_rate", "num_samples", "duration_s", "corpus",
-    "caption", "target_clip_id", "target_azimuth_deg", "clip_ids", "captions", "clip_offsets_s", "onsets_s",
-    "azimuths_deg", "snr_db", "gains", "mixture_gain", "angular_separation_deg", "hrtf", "hrtf_interpolation",
-    "schema_version", "lusebench_version",
-)
-# The room's columns (neutral on anechoic rows: room "anechoic", rt60_s 0, empty lists).
-ROOM_COLUMNS = (
-    "room", "rt60_s", "room_dims_m", "listener_position_m", "source_positions_m", "distances_m", "wall_absorption",
-    "image_order", "drr_db",
-)
+_F64 = pa.float64()
+_FLOATS = pa.list_(pa.float64())
+_STRINGS = pa.list_(pa.string())
+# manifest.parquet's columns and types (docs/dataset-format.md), the same for every condition: a
+# field that does not apply to a row (an anechoic row's room lists) is null, never an untyped
+# empty list, so manifests of both conditions concatenate. File columns (``<prefix>_path``,
+# ``<prefix>_sha256``, strings) follow in the order they were written.
+MANIFEST_SCHEMA = pa.schema([
+    ("mixture_id", pa.string()), ("split", pa.string()), ("index", pa.int64()), ("num_sources", pa.int64()),
+    ("seed", pa.int64()), ("sample_rate", pa.int64()), ("num_samples", pa.int64()), ("duration_s", _F64),
+    ("corpus", pa.string()), ("caption", pa.string()), ("target_clip_id", pa.string()),
+    ("target_azimuth_deg", _F64), ("clip_ids", _STRINGS), ("captions", _STRINGS), ("clip_offsets_s", _FLOATS),
+    ("onsets_s", _FLOATS), ("azimuths_deg", _FLOATS), ("snr_db", _FLOATS), ("gains", _FLOATS),
+    ("mixture_gain", _F64), ("angular_separation_deg", _F64), ("hrtf", pa.string()),
+    ("hrtf_interpolation", pa.string()),
+    # The room (anechoic rows: room "anechoic", rt60_s, wall_absorption and image_order 0, lists null).
+    ("room", pa.string()), ("rt60_s", _F64), ("room_dims_m", _FLOATS), ("listener_position_m", _FLOATS),
+    ("source_positions_m", pa.list_(_FLOATS)), ("distances_m", _FLOATS), ("wall_absorption", _F64),
+    ("image_order", pa.int64()), ("drr_db", _FLOATS),
+    # The assets the row reads, for the fingerprint (lusebench/fingerprint.py).
+    ("clip_sha256", _STRINGS), ("hrtf_sha256", pa.string()), ("brir_keys", _STRINGS),
+    ("protocol_version", pa.int64()), ("schema_version", pa.int64()), ("lusebench_version", pa.string()),
+])
 _LIST_FIELDS = {
     "clip_ids", "captions", "clip_offsets_s", "onsets_s", "azimuths_deg", "snr_db", "gains", "room_dims_m",
     "listener_position_m", "distances_m", "drr_db",
@@ -118,8 +130,10 @@ def recipe_from_row(row: dict[str, Any]) -> Recipe:
         if field.name not in row:  # a manifest written before the field existed
             continue
         value = row[field.name]
-        if field.name == "source_positions_m":
+        if field.name == "source_positions_m" and value is not None:
             value = tuple(tuple(float(v) for v in position) for position in value)
+        elif value is None:  # a field that does not apply to the row
+            value = ()
         elif field.name in _LIST_FIELDS:
             value = tuple(value.tolist() if isinstance(value, np.ndarray) else value)
         elif isinstance(value, np.generic):
@@ -128,40 +142,51 @@ def recipe_from_row(row: dict[str, Any]) -> Recipe:
     return Recipe(**values)
 
 
-def _encoded_files(config: SimulationConfig, recipe: Recipe, rendered: RenderedMixture) -> dict[str, tuple[str, bytes]]:
-    """Column prefix -> (relative path, file bytes) of every file of one mixture."""
+def _signals(config: SimulationConfig, recipe: Recipe, rendered: RenderedMixture) -> dict[str, tuple[str, np.ndarray]]:
+    """Column prefix -> (relative path, samples) of every file of one mixture."""
     ext = config.audio_format
-    sr = config.sample_rate
-    files = {
-        "mixture": (f"audio/mixture/{recipe.mixture_id}.{ext}", encode_audio(rendered.mixture, sr, ext)),
-        "target": (f"audio/target/{recipe.mixture_id}.{ext}", encode_audio(rendered.target, sr, ext)),
+    signals = {
+        "mixture": (f"audio/mixture/{recipe.mixture_id}.{ext}", rendered.mixture),
+        "target": (f"audio/target/{recipe.mixture_id}.{ext}", rendered.target),
     }
     if config.save_sources:
-        files["dry"] = (f"audio/dry/{recipe.mixture_id}.{ext}", encode_audio(rendered.dry_target, sr, ext))
+        signals["dry"] = (f"audio/dry/{recipe.mixture_id}.{ext}", rendered.dry_target)
         for k, image in enumerate(rendered.interferers, start=1):
-            files[f"interferer{k}"] = (
-                f"audio/interferers/{recipe.mixture_id}_{k}.{ext}",
-                encode_audio(image, sr, ext),
-            )
-    return files
+            signals[f"interferer{k}"] = (f"audio/interferers/{recipe.mixture_id}_{k}.{ext}", image)
+    return signals
 
 
-def _row(config: SimulationConfig, recipe: Recipe, checksums: dict[str, tuple[str, str]]) -> dict[str, Any]:
+def _row(recipe: Recipe, assets: dict[str, Any], checksums: dict[str, tuple[str, str]]) -> dict[str, Any]:
     row: dict[str, Any] = {field.name: getattr(recipe, field.name) for field in fields(Recipe)}
-    row = {key: list(value) if isinstance(value, tuple) else value for key, value in row.items()}
+    # Tuples become lists; an empty tuple is a field that does not apply to this row (null).
+    row = {key: (list(value) or None) if isinstance(value, tuple) else value for key, value in row.items()}
+    if row["source_positions_m"] is not None:
+        row["source_positions_m"] = [list(position) for position in row["source_positions_m"]]
     row.update(
         num_sources=recipe.num_sources,
         duration_s=recipe.num_samples / recipe.sample_rate,
         target_clip_id=recipe.clip_ids[0],
         target_azimuth_deg=recipe.azimuths_deg[0],
         angular_separation_deg=recipe.angular_separation_deg,
+        protocol_version=PROTOCOL_VERSION,
         schema_version=SCHEMA_VERSION,
         lusebench_version=__version__,
+        **assets,
     )
     for prefix, (path, digest) in checksums.items():
         row[f"{prefix}_path"] = path
         row[f"{prefix}_sha256"] = digest
     return row
+
+
+def _assets(recipe: Recipe, corpus: Corpus, renderer: Renderer, bank: BrirBank | None) -> dict[str, Any]:
+    """The checksums of what the recipe reads: its clips, the HRTF file, its BRIRs' bank keys."""
+    keys = [bank.key(spec) for spec in recipe_brir_specs(recipe)] if bank is not None else []
+    return {
+        "clip_sha256": [corpus.checksum(corpus.clip(clip_id)) for clip_id in recipe.clip_ids],
+        "hrtf_sha256": renderer.hrtf.sha256,
+        "brir_keys": keys or None,
+    }
 
 
 # Per-process state of a rendering worker, set once by _init_worker.
@@ -212,9 +237,11 @@ def _render_one(index: int) -> str:
         _STATE["corpus"], _STATE["clips"], config, _rng_key(config, index), _STATE["renderer"], index, _STATE["bank"]
     )
     checksums = {}
-    for prefix, (path, payload) in _encoded_files(config, recipe, rendered).items():
+    for prefix, (path, signal) in _signals(config, recipe, rendered).items():
+        payload = encode_audio(signal, config.sample_rate, config.audio_format)
         checksums[prefix] = (path, write_bytes(out / path, payload))
-    write_json(_marker(out, recipe.mixture_id), _row(config, recipe, checksums))
+    assets = _assets(recipe, _STATE["corpus"], _STATE["renderer"], _STATE["bank"])
+    write_json(_marker(out, recipe.mixture_id), _row(recipe, assets, checksums))
     return "written"
 
 
@@ -223,6 +250,11 @@ def _prepare_folder(out: Path, config: SimulationConfig) -> bool:
     config_path = out / CONFIG_FILE
     if config_path.is_file():
         stored = json.loads(config_path.read_text())
+        if stored.get("schema_version") != SCHEMA_VERSION:
+            raise LusebenchError(
+                f"{out} holds a set of schema {stored.get('schema_version')} (this lusebench writes "
+                f"{SCHEMA_VERSION}); choose another --out"
+            )
         stored_config = {k: v for k, v in stored.items() if k not in ("schema_version", "lusebench_version")}
         if stored_config != config.to_dict():
             differing = sorted(k for k in config.to_dict() if stored_config.get(k) != config.to_dict()[k])
@@ -260,12 +292,17 @@ def _mixture_ids(config: SimulationConfig) -> list[str]:
     return [mixture_id(config.split, config.num_sources, i) for i in range(config.num_mixtures)]
 
 
+def manifest_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows in index order as a table of :data:`MANIFEST_SCHEMA`, file columns after it."""
+    known = set(MANIFEST_SCHEMA.names)
+    extra = [name for name in dict.fromkeys(key for row in rows for key in row) if name not in known]
+    schema = pa.schema(list(MANIFEST_SCHEMA) + [(name, pa.string()) for name in extra])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def write_manifest(out: Path, rows: list[dict[str, Any]]) -> Path:
     """Write ``manifest.parquet`` atomically from rows in index order."""
-    frame = pd.DataFrame(rows)
-    known = list(MANIFEST_COLUMNS) + list(ROOM_COLUMNS)
-    frame = frame[known + sorted(set(frame.columns) - set(known))]
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = manifest_table(rows)
     path = out / MANIFEST_FILE
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     return path
@@ -362,36 +399,137 @@ def load_manifest(data_dir: Path | str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+# A correct copy of a set differs from a fresh rendering by float32 rounding (the CPU's FFT kernels,
+# ~-140 dBFS) plus half a step of the 24-bit FLAC (-144 dBFS); -100 dBFS leaves 40 dB for other
+# compilers and kernels, and still lies ~50 dB under a 0.1 dB gain error or one moved sample.
+VERIFY_BOUND_DBFS = -100.0
+
+
 @dataclass(frozen=True)
 class VerifyReport:
+    """What ``verify`` found in a dataset folder.
+
+    Attributes:
+        checked: mixtures re-drawn and re-rendered.
+        files: audio files compared.
+        worst_dbfs: largest |file sample - re-rendered sample| over every intact file, dB below
+            full scale (-inf when every sample is equal; None when no file could be compared).
+        worst_file: the file holding that sample.
+        byte_identical: files whose re-encoding is byte for byte the file on disk (informational:
+            bytes vary with the CPU and the FLAC encoder's version).
+        damaged: ``path: reason`` of every file that is missing, fails its manifest checksum,
+            cannot be decoded or has the wrong shape.
+        differing: ``path: level`` of every intact file over ``bound_dbfs``.
+        recipes_differ: mixtures whose manifest recipe is not what the set's config draws.
+        bound_dbfs: the pass bound.
+    """
+
     checked: int
-    mismatched: tuple[str, ...]
+    files: int
+    worst_dbfs: float | None
+    worst_file: str | None
+    byte_identical: int
+    damaged: tuple[str, ...]
+    differing: tuple[str, ...]
+    recipes_differ: tuple[str, ...]
+    bound_dbfs: float = VERIFY_BOUND_DBFS
 
     @property
     def ok(self) -> bool:
-        return not self.mismatched
+        return not (self.damaged or self.differing or self.recipes_differ)
+
+
+def difference_dbfs(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest absolute sample difference between two signals of one shape, in dB below full scale."""
+    worst = float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)), initial=0.0))
+    return 20.0 * math.log10(worst) if worst > 0.0 else -math.inf
+
+
+def _same_recipe(stored: Recipe, drawn: Recipe) -> bool:
+    # The DRR is measured on the BRIR, whose last bits follow the CPU: compared to 1e-6 dB.
+    if replace(stored, drr_db=()) != replace(drawn, drr_db=()):
+        return False
+    return np.allclose(stored.drr_db, drawn.drr_db, rtol=0.0, atol=1e-6) if stored.drr_db else not drawn.drr_db
+
+
+def _file_damage(data_dir: Path, row: dict[str, Any], prefix: str, shape: tuple[int, ...]) -> tuple[str | None, np.ndarray | None]:
+    """(damage, decoded samples) of one file of a manifest row; exactly one of them is None."""
+    relative = row.get(f"{prefix}_path")
+    if relative is None:
+        return f"{row['mixture_id']}: the manifest has no {prefix}_path", None
+    path = data_dir / relative
+    if not path.is_file():
+        return f"{relative}: missing", None
+    if sha256_file(path) != row.get(f"{prefix}_sha256"):
+        return f"{relative}: bytes differ from the manifest's sha256 (damaged or altered)", None
+    try:
+        samples, _ = read_audio(path)
+    except LusebenchError as error:
+        return f"{relative}: undecodable ({error})", None
+    samples = samples[0] if len(shape) == 1 and samples.shape[0] == 1 else samples
+    if samples.shape != shape:
+        return f"{relative}: shape {samples.shape}, expected {shape}", None
+    return None, samples
 
 
 def verify(data_dir: Path | str, progress: bool = True, brir_bank: Path | str | None = None) -> VerifyReport:
-    """Re-render every mixture of a folder from its manifest row and compare the files' checksums.
+    """Re-draw and re-render every mixture of a folder and compare it with the files on disk, by content.
 
-    Reverberant rows take their BRIRs from ``brir_bank`` (computing any that are missing).
+    Each row's recipe must be exactly what the folder's config draws; each file must exist, match its
+    manifest checksum (guarding one copy against damage) and decode to samples within
+    ``VERIFY_BOUND_DBFS`` of the fresh rendering. Reverberant rows take their BRIRs from
+    ``brir_bank`` (computing any that are missing).
     """
     data_dir = Path(data_dir)
     config = load_config(data_dir)
     manifest = load_manifest(data_dir)
     corpus, renderer, bank = _open_inputs(config, brir_bank)
+    clips = corpus.split(config.split)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the rendering path of simulate: same thread count, same floats
-    mismatched = []
+    worst, worst_file, files, identical = None, None, 0, 0
+    damaged, differing, recipes_differ = [], [], []
     try:
         for row in tqdm(manifest.to_dict("records"), desc="verify", unit="mix", disable=not progress):
-            recipe = recipe_from_row(row)
-            rendered = render_recipe(recipe, corpus, renderer, bank)
-            for prefix, (_, payload) in _encoded_files(config, recipe, rendered).items():
-                if hashlib.sha256(payload).hexdigest() != row[f"{prefix}_sha256"]:
-                    mismatched.append(recipe.mixture_id)
-                    break
+            stored = recipe_from_row(row)
+            recipe, rendered = draw_recipe(corpus, clips, config, _rng_key(config, stored.index), renderer,
+                                           stored.index, bank)
+            if not _same_recipe(stored, recipe):
+                recipes_differ.append(stored.mixture_id)
+            for prefix, (path, signal) in _signals(config, recipe, rendered).items():
+                files += 1
+                damage, samples = _file_damage(data_dir, row, prefix, signal.shape)
+                if damage is not None:
+                    damaged.append(damage)
+                    continue
+                level = difference_dbfs(samples, signal)
+                if worst is None or level > worst:
+                    worst, worst_file = level, path
+                if level > VERIFY_BOUND_DBFS:
+                    differing.append(f"{path}: {level:.1f} dBFS")
+                payload = encode_audio(signal, config.sample_rate, config.audio_format)
+                identical += hashlib.sha256(payload).hexdigest() == row[f"{prefix}_sha256"]
     finally:
         torch.set_num_threads(threads)
-    return VerifyReport(checked=len(manifest), mismatched=tuple(mismatched))
+    return VerifyReport(
+        checked=len(manifest), files=files, worst_dbfs=worst, worst_file=worst_file, byte_identical=identical,
+        damaged=tuple(damaged), differing=tuple(differing), recipes_differ=tuple(recipes_differ),
+    )
+
+
+def format_verify_report(report: VerifyReport) -> str:
+    """The lines ``lusebench simulate --verify`` prints: the verdict first, then every problem."""
+    intact = report.files - len(report.damaged)
+    if report.worst_dbfs is None:
+        level = "no intact file to compare"
+    else:
+        level = f"worst difference {report.worst_dbfs:.1f} dBFS ({report.worst_file})"
+    lines = [
+        f"{'PASS' if report.ok else 'FAIL'}: {report.checked} mixtures, {report.files} files re-rendered",
+        f"audio: {intact} intact files, {level}; bound {report.bound_dbfs:g} dBFS",
+        f"bytes (informational): {report.byte_identical} of {intact} intact files re-encode byte-identically",
+    ]
+    lines += [f"damaged: {entry}" for entry in report.damaged]
+    lines += [f"over the bound: {entry}" for entry in report.differing]
+    lines += [f"recipe differs from the config's draw: {mixture}" for mixture in report.recipes_differ]
+    return "\n".join(lines)

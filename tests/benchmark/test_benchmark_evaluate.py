@@ -8,13 +8,15 @@ import pandas as pd
 import pytest
 
 from lusebench.benchmark.aggregate import mean_ci, separation_bin
-from lusebench.benchmark.dataset import dataset_fingerprint, load_dataset
+from lusebench.benchmark.dataset import load_dataset
+from lusebench.benchmark.metrics import METRICS
 from lusebench.benchmark.evaluate import ItemJob, _run_jobs, check, evaluate
 from lusebench.benchmark.reference import write_reference
 from lusebench.benchmark.results import load_results
 from lusebench.benchmark.submission import SubmissionError
 from lusebench.cli import main
 from lusebench.errors import LusebenchError
+from lusebench.fingerprint import dataset_fingerprint
 from lusebench.testing.datasets import make_dataset
 from lusebench.testing.submissions import MALFORMATIONS, make_submission, malform
 
@@ -29,21 +31,48 @@ def good(data, tmp_path_factory):
     return make_submission(data, tmp_path_factory.mktemp("good") / "sub", noise=0.3, doa_error_deg=3.0)
 
 
-def test_fingerprint_follows_the_checksums(data):
+def test_fingerprint_follows_the_recipes_not_the_file_bytes(data):
     dataset = load_dataset(data)
+    manifest = dataset.manifest
     assert len(dataset.fingerprint) == 64
     assert dataset.fingerprint == load_dataset(data).fingerprint
-    changed = dataset.manifest.assign(target_sha256=dataset.manifest["target_sha256"].str.replace("a", "b"))
-    assert dataset_fingerprint(changed) != dataset.fingerprint
-    assert dataset_fingerprint(dataset.manifest.iloc[::-1]) == dataset.fingerprint  # order does not matter
+    # Another CPU or libFLAC writes other bytes: same set. The files may also live elsewhere.
+    other_bytes = manifest.assign(target_sha256=manifest["target_sha256"].str.replace("a", "b"),
+                                  mixture_path="elsewhere/" + manifest["mixture_path"], lusebench_version="9.9")
+    assert dataset_fingerprint(other_bytes) == dataset.fingerprint
+    assert dataset_fingerprint(manifest.iloc[::-1]) == dataset.fingerprint  # order does not matter
+    # Any recipe value, however small the change, is another set.
+    nudged = manifest.assign(target_azimuth_deg=np.nextafter(manifest["target_azimuth_deg"], np.inf))
+    assert dataset_fingerprint(nudged) != dataset.fingerprint
+    assert dataset_fingerprint(manifest.assign(sample_rate=8000)) != dataset.fingerprint
 
 
 def test_mean_ci_known_answer():
     cell = mean_ci(np.array([1.0, 2.0, 3.0]))
     assert cell["mean"] == pytest.approx(2.0) and cell["n"] == 3
     assert cell["ci95"] == pytest.approx(4.302653 * 1.0 / np.sqrt(3), rel=1e-5)  # t(0.975, 2) * s / sqrt(n)
-    assert mean_ci(np.array([5.0])) == {"mean": 5.0, "ci95": None, "n": 1}
-    assert mean_ci(np.array([])) == {"mean": None, "ci95": None, "n": 0}
+    assert (cell["ci95_low"], cell["ci95_high"]) == pytest.approx((2.0 - cell["ci95"], 2.0 + cell["ci95"]))
+    assert mean_ci(np.array([5.0])) == {"mean": 5.0, "ci95": None, "ci95_low": None, "ci95_high": None, "n": 1}
+    assert mean_ci(np.array([])) == {"mean": None, "ci95": None, "ci95_low": None, "ci95_high": None, "n": 0}
+
+
+@pytest.mark.parametrize("hits", [0, 1, 19, 20])
+def test_accuracy_interval_is_wilson_and_stays_within_0_100(hits):
+    cell = mean_ci(np.array([100.0] * hits + [0.0] * (20 - hits)), METRICS["doa_accuracy_pct"])
+    share, n, z = hits / 20, 20, 1.959964
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    spread = z / (1 + z * z / n) * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    assert cell["ci95_low"] == pytest.approx(100 * max(0.0, centre - spread), abs=1e-4)
+    assert cell["ci95_high"] == pytest.approx(100 * min(1.0, centre + spread), abs=1e-4)
+    assert 0.0 <= cell["ci95_low"] <= cell["mean"] <= cell["ci95_high"] <= 100.0
+    assert cell["ci95_high"] - cell["ci95_low"] > 5.0  # 0 of 20 is not certainty
+
+
+def test_bounded_metric_interval_is_cut_to_its_range():
+    errors = np.array([0.0] * 18 + [170.0, 180.0])  # a t interval would reach below 0 deg
+    cell = mean_ci(errors, METRICS["doa_mae_deg"])
+    assert cell["ci95_low"] == 0.0 and cell["ci95_high"] <= 180.0
+    assert cell["ci95"] == pytest.approx(cell["ci95_high"] / 2)
 
 
 def test_separation_bins_close_on_the_right_at_180():

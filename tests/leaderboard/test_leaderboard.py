@@ -15,7 +15,7 @@ from lusebench.errors import LusebenchError
 from lusebench.leaderboard import COLUMNS, build_leaderboard, build_tables, find_results, load_paper_table, load_results
 from lusebench.leaderboard import build as build_module
 from lusebench.leaderboard.paper import PAPER_PROVENANCE, PAPER_TABLE_PATH
-from lusebench.leaderboard.results import parse_results
+from lusebench.leaderboard.results import Stat, parse_results
 from lusebench.testing.results import fake_results, write_fake_results
 
 REPO = Path(__file__).resolve().parents[2]
@@ -324,3 +324,29 @@ def test_what_the_evaluator_writes_for_unknowns_is_accepted(tmp_path):
     assert "doa_mae_deg" not in results.metrics[3] and "si_snri_db" in results.metrics[3]
     (table,) = build_tables([results])
     assert table.best(COLUMNS[3]) is None
+
+
+def test_intervals_show_their_ends_when_asymmetric_and_no_value_reads_minus_zero():
+    from lusebench.leaderboard.render import _stat_text, format_fixed
+
+    assert format_fixed(-0.04) == "0.0" and format_fixed(-0.06) == "-0.1" and format_fixed(-1e-12, 2) == "0.00"
+    assert _stat_text(Stat(mean=2.1, ci95=0.905, n=1000, low=1.38, high=3.19)) == "2.1 [1.4, 3.2]"
+    assert _stat_text(Stat(mean=5.0, ci95=0.5, n=10, low=4.5, high=5.5)) == "5.0 ± 0.5"
+    assert _stat_text(Stat(mean=5.0, ci95=0.5, n=10)) == "5.0 ± 0.5"  # a results file from before the ends
+    assert _stat_text(Stat(mean=-0.01, ci95=None, n=1)) == "0.0"
+
+
+def test_page_states_its_rank_rule(tmp_path):
+    from lusebench.leaderboard.tables import RANK_RULE
+
+    board = build_leaderboard([], tmp_path / "site")
+    assert RANK_RULE in board.markdown.read_text()
+    assert "ranked by SI-SNRi (higher first)" in board.html.read_text()
+
+
+def test_committed_entries_ship_inside_the_package():
+    from lusebench.leaderboard.build import DEFAULT_ENTRIES
+
+    # pyproject's package-data covers lusebench/leaderboard/entries/**, so a wheel carries them.
+    assert DEFAULT_ENTRIES.parts[-3:] == ("lusebench", "leaderboard", "entries")
+    assert len(list(DEFAULT_ENTRIES.rglob("results.json"))) >= 6

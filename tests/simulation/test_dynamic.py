@@ -4,7 +4,6 @@ from torch.utils.data import DataLoader
 
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.dynamic import DynamicMixingDataset
-from lusebench.simulation.hf import to_hf_dataset
 from lusebench.simulation.writer import simulate
 
 
@@ -36,15 +35,3 @@ def test_worker_count_does_not_change_the_epoch(corpus_spec):
     ids = [dataset[i]["mixture_id"] for i in range(len(dataset))]
     assert len(set(ids)) == len(ids)
     assert len({tuple(np.round(single[i, 0, :50].numpy(), 6)) for i in range(len(single))}) == len(single)
-
-
-def test_rendered_set_loads_as_a_hugging_face_dataset(tmp_path, corpus_spec):
-    config = SimulationConfig(split="test", num_sources=2, num_mixtures=3, duration_s=0.5, corpus=corpus_spec)
-    simulate(config, tmp_path / "set", progress=False)
-    dataset = to_hf_dataset(tmp_path / "set")
-    assert len(dataset) == 3
-    row = dataset[1]
-    assert row["mixture_id"] == "test-2src-000001"
-    mixture = np.asarray(row["mixture"]["array"])
-    assert mixture.shape == (2, 8000) and row["mixture"]["sampling_rate"] == 16000
-    assert np.abs(mixture).max() > 0

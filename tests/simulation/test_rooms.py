@@ -18,19 +18,9 @@ from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.render import Renderer
 from lusebench.simulation.writer import load_manifest, simulate, verify
 
-from .conftest import checksums
-
-# Rendered with the committed anechoic code (git archive of 7eeeaba, before rooms existed):
-# SimulationConfig(num_sources=3, num_mixtures=2, seed=7, duration_s=1.0, corpus="minicaps").
-ANECHOIC_GOLDEN = {
-    "audio/mixture/test-3src-000000.flac": "b70cbfedbf77b86775bc30affdcca17918ddad32231c961848ec97b0d3a7e7c0",
-    "audio/mixture/test-3src-000001.flac": "2ca95bb16130f99d88a782784a522a6e95f4387fb84f4db097497f8e28686c10",
-    "audio/target/test-3src-000000.flac": "00a23a6baa83b4cea8167f0435844738cd58c9162d2a893ede6f0c2fb39e3909",
-    "audio/target/test-3src-000001.flac": "b760291b43bacc0fd84580fd2900d6a9197aaf9bb9b3ec1747e48a7828b65e8a",
-}
 ANECHOIC_CONFIG_JSON = {
     "audio_format": "flac", "corpus": "minicaps", "duration_s": 1.0, "hrtf": "kemar", "interpolation": "linear-aligned",
-    "num_mixtures": 2, "num_sources": 3, "sample_rate": 16000, "save_sources": False, "schema_version": 1, "seed": 7,
+    "num_mixtures": 2, "num_sources": 3, "sample_rate": 16000, "save_sources": False, "schema_version": 2, "seed": 7,
     "snr_range_db": [-5.0, 5.0], "split": "test", "target_rms_dbfs": -25.0,
 }
 # Small rooms and a low image order keep a reverberant set to about a second.
@@ -45,17 +35,16 @@ def sphere():
     return rooms.load_sphere_hrirs("kemar", 16000)
 
 
-def test_anechoic_output_is_byte_identical_to_the_committed_renderer(tmp_path):
+def test_anechoic_set_has_no_room_fields_in_its_config_and_null_room_lists(tmp_path):
+    # Its audio is pinned by test_golden.py, within the verify bound, on any CPU.
     config = SimulationConfig(num_sources=3, num_mixtures=2, seed=7, duration_s=1.0, corpus="minicaps")
     simulate(config, tmp_path / "set", progress=False)
-    audio = {name: digest for name, digest in checksums(tmp_path / "set").items() if name.startswith("audio/")}
-    assert audio == ANECHOIC_GOLDEN
     stored = json.loads((tmp_path / "set" / "config.json").read_text())
     stored.pop("lusebench_version")
     assert stored == ANECHOIC_CONFIG_JSON  # no room fields in an anechoic config.json
     manifest = load_manifest(tmp_path / "set")
     assert (manifest["room"] == "anechoic").all() and (manifest["rt60_s"] == 0.0).all()
-    assert manifest["distances_m"].map(len).eq(0).all()
+    assert manifest["distances_m"].isna().all() and manifest["brir_keys"].isna().all()
 
 
 def test_brir_equals_pyroomacoustics_with_the_hrtf_as_measured_directivity(sphere):
@@ -146,7 +135,7 @@ def test_bank_serves_stored_entries_and_rebuilds_a_damaged_one(tmp_path, sphere)
     assert BrirBank(tmp_path / "bank", replace(sphere, identity="other")).key(spec) != bank.key(spec)
 
 
-def test_reverberant_set_records_its_rooms_and_rerenders_bit_exactly_from_the_bank(tmp_path, corpus_spec):
+def test_reverberant_set_records_its_rooms_and_rerenders_from_the_bank(tmp_path, corpus_spec):
     config = SimulationConfig(num_sources=2, num_mixtures=2, seed=3, duration_s=0.5, corpus=corpus_spec, **TINY_ROOMS)
     simulate(config, tmp_path / "set", progress=False, brir_bank=tmp_path / "bank")
     manifest = load_manifest(tmp_path / "set")
@@ -162,7 +151,7 @@ def test_reverberant_set_records_its_rooms_and_rerenders_bit_exactly_from_the_ba
         assert [list(v) for v in manifest[column]] == [list(v) for v in dry[column]]
     assert manifest["mixture_sha256"].tolist() != dry["mixture_sha256"].tolist()
     assert verify(tmp_path / "set", progress=False, brir_bank=tmp_path / "bank").ok
-    # A fresh bank recomputes every BRIR to the same bits.
+    # A fresh bank recomputes every BRIR (to within float32 rounding: verify compares content).
     assert verify(tmp_path / "set", progress=False, brir_bank=tmp_path / "fresh").ok
     stored = json.loads((tmp_path / "set" / "config.json").read_text())
     assert stored["room"] == "reverberant" and stored["max_image_order"] == 6
