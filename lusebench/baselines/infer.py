@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from lusebench.baselines.data import RenderedSet, collate, peak_normalise
 from lusebench.baselines.systems import SYSTEMS, parameter_count, system_from_checkpoint_dict
-from lusebench.baselines.train import autocast, load_checkpoint
+from lusebench.baselines.train import autocast, load_checkpoint, resolve_device
 from lusebench.benchmark.submission import (
     AUDIO_DIR,
     SystemInfo,
@@ -40,9 +40,13 @@ def infer(
     ``doa.csv`` with the argmax azimuths; ``system.json`` comes from the checkpoint.
 
     Raises:
-        LusebenchError: missing or foreign checkpoint, data folder without a manifest, or a
-            sample rate / clip length the system was not built for.
+        LusebenchError: missing, foreign or inconsistent checkpoint, data folder without a
+            manifest, a sample rate / clip length the system was not built for, or a bad batch
+            size or device; all before anything is written.
     """
+    if batch_size < 1:
+        raise LusebenchError(f"--batch-size must be at least 1, got {batch_size}")
+    device = resolve_device(device)
     payload = load_checkpoint(checkpoint)
     model = system_from_checkpoint_dict(payload["model"])
     config = model.config
@@ -53,7 +57,6 @@ def infer(
         raise LusebenchError(
             f"{data} has {dataset.num_samples}-sample mixtures; {config.name} localizes {config.clip_samples}-sample clips"
         )
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device).eval()
     out = Path(out)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
