@@ -200,8 +200,8 @@ def _run_train(args: argparse.Namespace) -> int:
         max_epochs=args.max_epochs, num_workers=args.workers, seed=args.seed,
     )
     out = args.out or Path("runs") / args.system
-    best = train(config, out, resume=args.resume, val_data=args.val_data, device=args.device, progress=not args.no_progress,
-                 force=args.force)
+    best = train(config, out, resume=args.resume, force=args.force, val_data=args.val_data, device=args.device,
+                 progress=not args.no_progress)
     print(f"best checkpoint: {best}")
     return 0
 

@@ -255,7 +255,9 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
         )
     wrong = [key for key, kind in _PAYLOAD_TYPES.items() if not isinstance(payload.get(key), kind)]
     if wrong:
-        raise LusebenchError(f"{path} is not a complete lusebench training checkpoint: {', '.join(wrong)} missing or mistyped")
+        raise LusebenchError(
+            f"{path} is not a complete lusebench training checkpoint: {', '.join(wrong)} missing or mistyped"
+        )
     try:
         config = TrainConfig(**payload["train_config"])
     except TypeError as error:
@@ -399,7 +401,7 @@ def _earlier_run(out: Path, force: bool, val_config: SimulationConfig | None) ->
 
 def _finished(config: TrainConfig, checkpoint: dict[str, Any]) -> str | None:
     """Why the run a checkpoint stopped is over under ``config``'s limits, or None if it goes on."""
-    if checkpoint["position"] == 0 and checkpoint["schedule"]["bad_epochs"] >= config.stop_after:
+    if checkpoint["schedule"]["bad_epochs"] >= config.stop_after:
         return f"no better validation loss for {config.stop_after} epochs"
     if config.max_steps is not None and checkpoint["step"] >= config.max_steps:
         return f"{checkpoint['step']} steps done, --max-steps {config.max_steps}"

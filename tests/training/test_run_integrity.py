@@ -39,6 +39,11 @@ def _one_line_error(capsys, argv) -> str:
     return err
 
 
+def _files(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Each file's bytes and modification time."""
+    return {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in folder.iterdir() if path.is_file()}
+
+
 def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["model"]["state_dict"]
 
@@ -101,10 +106,10 @@ def test_resume_of_a_finished_run_leaves_it_alone(limit, val, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="lusebench")
     run = tmp_path / "run"
     assert main(_train_args(run, val, *limit)) == 0
-    before = {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in run.iterdir() if path.is_file()}
+    before = _files(run)
     assert main(_train_args(run, val, *limit, "--resume")) == 0
     assert "is complete" in caplog.text
-    assert {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in run.iterdir() if path.is_file()} == before
+    assert _files(run) == before
 
 
 def test_resume_of_a_run_ended_by_its_stop_rule_leaves_it_alone(val, tmp_path, caplog):
