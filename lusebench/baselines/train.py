@@ -410,6 +410,24 @@ def _finished(config: TrainConfig, checkpoint: dict[str, Any]) -> str | None:
     return None
 
 
+def _keep_metrics_before(path: Path, epoch: int) -> None:
+    """Drops the records of epoch ``epoch`` on from ``metrics.jsonl``.
+
+    A run killed after writing an epoch's record but before its checkpoint (or in the middle of
+    the record) repeats that epoch on resume, which would otherwise leave two records for it.
+    """
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["epoch"] < epoch:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):  # a record torn by the kill
+            continue
+    atomic_write(path, lambda tmp: tmp.write_text("".join(kept)))
+
+
 def _open_val_set(val_data: Path, config: TrainConfig, sample_rate: int, clip_samples: int) -> RenderedSet:
     val_set = RenderedSet(val_data)
     if val_set.num_samples != clip_samples or val_set.sample_rate != sample_rate:
@@ -470,6 +488,8 @@ def _train(
             out.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise LusebenchError(f"cannot create run folder {out}: {error.strerror}") from None
+        if checkpoint is not None:
+            _keep_metrics_before(out / "metrics.jsonl", checkpoint["epoch"])
         write_json(out / "train_config.json", dataclasses.asdict(config))
     if val_set is None:
         val_data = out / "val"

@@ -1,5 +1,6 @@
 """Issue 12: a checkpoint cannot run code, no command loses or mixes a run, bad arguments write nothing."""
 
+import json
 import logging
 import os
 import signal
@@ -144,8 +145,13 @@ def test_clean_stop_and_resume_ends_with_the_weights_of_an_uninterrupted_run(str
     run = tmp_path / "run"
     assert main(_train_args(run, val, *EPOCHS, "--max-steps", "18")) == 0  # mid-epoch 4
     assert torch.load(run / "last.pt", weights_only=True)["position"] == 2
+    # As if killed after writing epoch 4's record but before its checkpoint, and in the next record.
+    with open(run / "metrics.jsonl", "a") as handle:
+        handle.write('{"epoch": 4, "step": 20}\n{"epoch": 5, "st')
     assert main(_train_args(run, val, *EPOCHS, "--resume")) == 0
     _assert_identical(straight, _weights(run / "last.pt"))
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(12))
 
 
 def test_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(straight, val, tmp_path):
