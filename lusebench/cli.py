@@ -207,6 +207,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="seed of data, initialisation and dropout (default 0)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--resume", action="store_true", help="continue the run in OUT from last.pt")
+    p.add_argument("--force", action="store_true", help="start over in an OUT that holds an earlier run, removing it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_train)
 
@@ -222,7 +223,8 @@ def _run_train(args: argparse.Namespace) -> int:
         doa_label=args.doa_label,
     )
     out = args.out or Path("runs") / args.system
-    best = train(config, out, resume=args.resume, val_data=args.val_data, device=args.device, progress=not args.no_progress)
+    best = train(config, out, resume=args.resume, force=args.force, val_data=args.val_data, device=args.device,
+                 progress=not args.no_progress)
     print(f"best checkpoint: {best}")
     return 0
 

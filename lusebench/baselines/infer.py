@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from lusebench.baselines.data import RenderedSet, collate, peak_normalise
 from lusebench.baselines.systems import SYSTEMS, parameter_count, system_from_checkpoint_dict
-from lusebench.baselines.train import autocast, load_checkpoint
+from lusebench.baselines.train import autocast, load_checkpoint, resolve_device
 from lusebench.baselines.windows import run_windowed
 from lusebench.benchmark.submission import (
     AUDIO_DIR,
@@ -42,16 +42,19 @@ def infer(
     of another length than the system's clips run in overlapping windows (windows.py).
 
     Raises:
-        LusebenchError: missing or foreign checkpoint, data folder without a manifest, or a
-            sample rate the system was not built for.
+        LusebenchError: missing, foreign or inconsistent checkpoint, data folder without a
+            manifest, a sample rate the system was not built for, or a bad batch size or device;
+            all before anything is written.
     """
+    if batch_size < 1:
+        raise LusebenchError(f"--batch-size must be at least 1, got {batch_size}")
+    device = resolve_device(device)
     payload = load_checkpoint(checkpoint)
     model = system_from_checkpoint_dict(payload["model"])
     config = model.config
     dataset = RenderedSet(data)
     if dataset.sample_rate != config.sample_rate:
         raise LusebenchError(f"{data} is at {dataset.sample_rate} Hz; {config.name} was trained at {config.sample_rate} Hz")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device).eval()
     out = Path(out)
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)

@@ -288,14 +288,19 @@ def system_from_checkpoint_dict(checkpoint: dict[str, Any]) -> BaselineSystem:
     """Rebuilds a system and loads its weights from :meth:`BaselineSystem.checkpoint_dict` output.
 
     Raises:
-        LusebenchError: not a lusebench checkpoint, a newer schema, or weights that do not fit.
+        LusebenchError: not a lusebench checkpoint, a newer schema, a config that is not the
+            registered system it names, or weights that do not fit.
     """
     if not isinstance(checkpoint, dict) or "config" not in checkpoint or "state_dict" not in checkpoint:
         raise LusebenchError("not a lusebench system checkpoint (needs 'config' and 'state_dict')")
     version = checkpoint.get("schema_version")
     if version != CHECKPOINT_SCHEMA_VERSION:
         raise LusebenchError(f"checkpoint schema_version {version} is not {CHECKPOINT_SCHEMA_VERSION}")
-    system = BaselineSystem(config_from_dict(checkpoint["config"]))
+    if not isinstance(checkpoint["config"], dict):
+        raise LusebenchError("checkpoint config is not a mapping of fields")
+    config = config_from_dict(checkpoint["config"])
+    _check_registered(config)
+    system = BaselineSystem(config)
     try:
         system.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:
@@ -381,6 +386,27 @@ SYSTEMS: dict[str, SystemSpec] = {
         SystemSpec("luseel", "LuSeeL", False, True, True, True, True),
     )
 }
+
+
+def _check_registered(config: SystemConfig) -> None:
+    """Refuses a config that names no registered system, or is built as another one than it names.
+
+    A submission says which system wrote it from this name, so a checkpoint whose name was edited
+    must not pass for the system it now names.
+
+    Raises:
+        LusebenchError: an unknown name, or parts that differ from the registered system's.
+    """
+    spec = SYSTEMS.get(config.name)
+    if spec is None:
+        raise LusebenchError(f"checkpoint names unknown system {config.name!r}; known: {', '.join(SYSTEMS)}")
+    registered = {"extraction": spec.extraction, "localization": spec.localization, "spectral_doa": spec.spectral_doa,
+                  "gcc": spec.gcc, "single_channel": spec.single_channel}
+    built = {"extraction": config.extraction, "localization": config.localization, "spectral_doa": config.spectral_doa,
+             "gcc": config.gcc is not None, "single_channel": config.input_channels == 1}
+    differ = [f"{part}={built[part]}" for part in registered if built[part] != registered[part]]
+    if differ:
+        raise LusebenchError(f"checkpoint says {config.name!r} but is built as another system ({', '.join(differ)})")
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> None:

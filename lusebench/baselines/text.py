@@ -239,7 +239,10 @@ class CachedTextEncoder:
     """Wraps a frozen encoder so each distinct caption is encoded once, then served from memory.
 
     Training sees the same few thousand captions for many epochs; re-running a frozen T5 on
-    them every step would cost as much as the adapter itself.
+    them every step would cost as much as the adapter itself. Each caption is encoded on its
+    own: padded beside a longer one, its embedding changes in the last bits (~7e-7; the matmul
+    shapes differ), and a resumed run, whose cache starts empty, would then see other
+    embeddings than an uninterrupted one and end with other weights.
     """
 
     def __init__(self, encoder: TextEncoder) -> None:
@@ -251,11 +254,10 @@ class CachedTextEncoder:
     def encode(self, captions: Sequence[str]) -> TextEmbedding:
         """Token embeddings (B, L, D) on CPU and mask (B, L), L the longest caption in the batch."""
         missing = list(dict.fromkeys(c for c in captions if c not in self._cache))
-        if missing:
-            fresh = self.encoder.encode(missing)
-            for i, caption in enumerate(missing):
-                self._cache[caption] = fresh.tokens[i, fresh.mask[i]].float().cpu()  # (L_i, D)
-            self.encoded_count += len(missing)
+        for caption in missing:
+            fresh = self.encoder.encode([caption])
+            self._cache[caption] = fresh.tokens[0, fresh.mask[0]].float().cpu()  # (L_i, D)
+        self.encoded_count += len(missing)
         rows = [self._cache[c] for c in captions]
         length = max(row.shape[0] for row in rows)
         tokens = torch.zeros(len(rows), length, self.width)

@@ -16,7 +16,9 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -40,7 +42,7 @@ from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, write_json
 from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig
 from lusebench.simulation.dynamic import DynamicMixingDataset
-from lusebench.simulation.writer import simulate
+from lusebench.simulation.writer import load_config, simulate
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +98,20 @@ class TrainConfig:
     doa_label: DoALabel = "likelihood"
 
     def __post_init__(self) -> None:
+        # Checked here, before a run folder is touched: a zero batch or step count used to be
+        # accepted (and trained one step), a negative worker count failed deep in the DataLoader.
+        counts = (("--batch-size", self.batch_size), ("--epoch-size", self.epoch_mixtures),
+                  ("val_mixtures", self.val_mixtures), ("--max-steps", self.max_steps),
+                  ("--max-epochs", self.max_epochs))
+        for flag, value in counts:
+            if value is not None and value < 1:
+                raise LusebenchError(f"{flag} must be at least 1, got {value}")
+        if self.num_workers < 0:
+            raise LusebenchError(f"--workers must be at least 0, got {self.num_workers}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise LusebenchError(f"learning rate must be a positive number, got {self.lr}")
+            raise LusebenchError(f"--lr must be a positive number, got {self.lr}")
         if self.warmup_steps < 0:
-            raise LusebenchError(f"warm-up steps must be 0 or more, got {self.warmup_steps}")
+            raise LusebenchError(f"--warmup-steps must be 0 or more, got {self.warmup_steps}")
         if self.text_encoder not in (None, "minilm", "t5", "tiny-t5"):
             raise LusebenchError(f"unknown text encoder {self.text_encoder!r}; choose minilm, t5 or tiny-t5")
         if (self.text_model is not None) != (self.text_encoder == "t5"):
@@ -218,15 +230,23 @@ def _finite_on_every_rank(loss: torch.Tensor, ddp: _Distributed) -> bool:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG state as tensors and plain values, which ``torch.load(weights_only=True)`` reads."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [name, keys.tolist(), position, has_gauss, cached_gaussian],
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    name, keys, position, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -237,13 +257,27 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
+_PAYLOAD_TYPES = {
+    "lusebench_version": str, "train_config": dict, "model": dict, "optimizer": dict, "schedule": dict,
+    "rng": dict, "step": int, "epoch": int, "position": int,
+}
+
+
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
-    """A lusebench training checkpoint, with one-line errors for a missing or foreign file."""
+    """A lusebench training checkpoint, checked whole, with one-line errors for a missing or foreign file.
+
+    Read with ``weights_only=True``: a checkpoint may come from a stranger, and unpickling
+    anything but tensors and plain values can run code.
+    """
     path = Path(path)
     if not path.is_file():
         raise LusebenchError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise LusebenchError(
+            f"{path} holds objects other than tensors and plain values; refused (a checkpoint must not run code)"
+        ) from None
     except Exception as error:  # torch.load raises many types for a file that is not a checkpoint
         raise LusebenchError(f"cannot read checkpoint {path}: {type(error).__name__}") from None
     if not isinstance(payload, dict) or "model" not in payload or "train_schema_version" not in payload:
@@ -253,6 +287,18 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
             f"{path} was written by lusebench {payload.get('lusebench_version')} "
             f"(checkpoint schema {payload['train_schema_version']}); this version reads {TRAIN_SCHEMA_VERSION}"
         )
+    wrong = [key for key, kind in _PAYLOAD_TYPES.items() if not isinstance(payload.get(key), kind)]
+    if wrong:
+        raise LusebenchError(
+            f"{path} is not a complete lusebench training checkpoint: {', '.join(wrong)} missing or mistyped"
+        )
+    try:
+        config = TrainConfig(**payload["train_config"])
+    except TypeError as error:
+        raise LusebenchError(f"{path}: train_config does not fit this lusebench: {error}") from None
+    model_config = payload["model"].get("config")
+    if not isinstance(model_config, dict) or model_config.get("name") != config.system:
+        raise LusebenchError(f"{path}: its model is not the system its train_config names ({config.system!r})")
     return payload
 
 
@@ -263,6 +309,26 @@ def _val_config(config: TrainConfig, sample_rate: int, duration_s: float) -> Sim
         num_sources=config.num_sources, split="val", num_mixtures=config.val_mixtures, seed=seed,
         sample_rate=sample_rate, duration_s=duration_s, corpus=config.corpus, hrtf=config.hrtf,
     )
+
+
+def resolve_device(name: str | None, local_rank: int = 0) -> torch.device:
+    """The device ``name`` names, checked to exist here; by default this rank's GPU, else the CPU.
+
+    Raises:
+        LusebenchError: a name that is not cpu, cuda or cuda:N, or a GPU this machine lacks.
+    """
+    if name is None:
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise LusebenchError(f"--device {name!r}: choose cpu, cuda or cuda:N")
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.type == "cuda" and (device.index or 0) >= available:
+        raise LusebenchError(f"--device {name}: this machine has {available} usable CUDA device(s)")
+    return device
 
 
 def autocast(device: torch.device) -> AbstractContextManager:
@@ -325,36 +391,113 @@ def train(
     val_data: Path | str | None = None,
     device: str | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> Path:
     """Train ``config.system`` into ``out`` (``last.pt``, ``best.pt``, ``metrics.jsonl``).
+
+    Every argument is checked before anything is written. A folder that holds an earlier run is
+    refused unless ``resume`` (continue it; a finished run is left as it is) or ``force``.
 
     Args:
         config: the run.
         out: run folder; holds ``train_config.json`` and the checkpoints.
         resume: continue from ``out/last.pt``.
+        force: start over in a folder that holds an earlier run, removing its checkpoints,
+            metrics, TensorBoard logs, and its val set if the new run's differs.
         val_data: a rendered val folder; rendered into ``out/val`` when None.
         device: ``cpu``, ``cuda``, ``cuda:1``; default cuda when available (the local rank's GPU under torchrun).
         progress: show progress bars (rank 0).
 
     Returns:
         Path of the best checkpoint.
+
+    Raises:
+        LusebenchError: a bad argument, an earlier run in ``out`` without ``resume`` or ``force``,
+            a foreign checkpoint, or a non-finite loss.
     """
     out = Path(out)
     ddp = _setup_distributed()
     try:
-        return _train(config, out, resume, val_data, device, progress, ddp)
+        return _train(config, out, resume, force, val_data, device, progress, ddp)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
+_RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "tensorboard")
+
+
+def _earlier_run(out: Path, force: bool, val_config: SimulationConfig | None) -> list[Path]:
+    """What of an earlier run in ``out`` a new run would replace; refused unless ``force``.
+
+    Args:
+        val_config: the val set the new run renders into ``out/val``; None when it reads another.
+    """
+    if out.exists() and not out.is_dir():
+        raise LusebenchError(f"--out {out} is a file, not a run folder")
+    earlier = [out / name for name in _RUN_FILES if (out / name).exists()]
+    val_dir = out / "val"
+    if val_config is not None and val_dir.exists():
+        try:
+            same_val = load_config(val_dir) == val_config
+        except (LusebenchError, ValueError, TypeError):  # a damaged val folder is not this run's set
+            same_val = False
+        if not same_val:
+            earlier.append(val_dir)
+    if earlier and not force:
+        raise LusebenchError(
+            f"{out} holds an earlier run ({', '.join(p.name for p in earlier)}); "
+            "--resume to continue it or --force to start over"
+        )
+    return earlier
+
+
+def _finished(config: TrainConfig, checkpoint: dict[str, Any]) -> str | None:
+    """Why the run a checkpoint stopped is over under ``config``'s limits, or None if it goes on."""
+    if checkpoint["schedule"]["bad_epochs"] >= config.stop_after:
+        return f"no better validation loss for {config.stop_after} epochs"
+    if config.max_steps is not None and checkpoint["step"] >= config.max_steps:
+        return f"{checkpoint['step']} steps done, --max-steps {config.max_steps}"
+    if config.max_epochs is not None and checkpoint["epoch"] >= config.max_epochs:
+        return f"{checkpoint['epoch']} epochs done, --max-epochs {config.max_epochs}"
+    return None
+
+
+def _keep_metrics_before(path: Path, epoch: int) -> None:
+    """Drops the records of epoch ``epoch`` on from ``metrics.jsonl``.
+
+    A run killed after writing an epoch's record but before its checkpoint (or in the middle of
+    the record) repeats that epoch on resume, which would otherwise leave two records for it.
+    """
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["epoch"] < epoch:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):  # a record torn by the kill
+            continue
+    atomic_write(path, lambda tmp: tmp.write_text("".join(kept)))
+
+
+def _open_val_set(val_data: Path, config: TrainConfig, sample_rate: int, clip_samples: int) -> RenderedSet:
+    val_set = RenderedSet(val_data)
+    if val_set.num_samples != clip_samples or val_set.sample_rate != sample_rate:
+        raise LusebenchError(
+            f"val set {val_data} has {val_set.num_samples} samples at {val_set.sample_rate} Hz; "
+            f"{config.system} ({config.preset}) needs {clip_samples} at {sample_rate} Hz"
+        )
+    return val_set
+
+
 def _train(
-    config: TrainConfig, out: Path, resume: bool, val_data: Path | str | None, device_name: str | None,
+    config: TrainConfig, out: Path, resume: bool, force: bool, val_data: Path | str | None, device_name: str | None,
     progress: bool, ddp: _Distributed,
 ) -> Path:
-    if device_name is None:
-        device_name = f"cuda:{ddp.local_rank}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device_name)
+    if resume and force:
+        raise LusebenchError("--resume continues the run in OUT, --force starts it over: choose one")
+    device = resolve_device(device_name, ddp.local_rank)
     if device.type == "cpu" and config.preset == "paper" and ddp.main:
         log.warning("training the paper preset on CPU takes ~4 s per mixture per step here; "
                     "use a GPU, or --preset tiny to try the loop")
@@ -369,6 +512,10 @@ def _train(
             raise LusebenchError(f"--resume: {last_path} trains {stored.system!r}, not {config.system!r}")
         # The run goes on as it was configured; only its limits may change.
         config = dataclasses.replace(stored, max_steps=config.max_steps, max_epochs=config.max_epochs)
+        finished = _finished(config, checkpoint)
+        if finished is not None:
+            log.info("the run in %s is complete (%s); nothing to do", out, finished)
+            return best_path if best_path.is_file() else last_path
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
@@ -379,21 +526,31 @@ def _train(
     sample_rate, clip_samples = model.config.sample_rate, model.config.clip_samples
     duration_s = clip_samples / sample_rate
 
+    val_config = _val_config(config, sample_rate, duration_s)
+    val_set = None if val_data is None else _open_val_set(Path(val_data), config, sample_rate, clip_samples)
+    earlier = [] if resume else _earlier_run(out, force, val_config if val_data is None else None)
+    if ddp.world > 1:
+        dist.barrier()  # every rank has checked its arguments before rank 0 writes
     if ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
+        for path in earlier:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise LusebenchError(f"cannot create run folder {out}: {error.strerror}") from None
+        if checkpoint is not None:
+            _keep_metrics_before(out / "metrics.jsonl", checkpoint["epoch"])
         write_json(out / "train_config.json", dataclasses.asdict(config))
-    if val_data is None:
+    if val_set is None:
         val_data = out / "val"
         if ddp.main:
-            simulate(_val_config(config, sample_rate, duration_s), val_data, progress=progress)
+            simulate(val_config, val_data, progress=progress)
         if ddp.world > 1:
             dist.barrier()
-    val_set = RenderedSet(val_data)
-    if val_set.num_samples != clip_samples or val_set.sample_rate != sample_rate:
-        raise LusebenchError(
-            f"val set {val_data} has {val_set.num_samples} samples at {val_set.sample_rate} Hz; "
-            f"{config.system} ({config.preset}) needs {clip_samples} at {sample_rate} Hz"
-        )
+        val_set = _open_val_set(val_data, config, sample_rate, clip_samples)
     # Loaders get their own generator: iterating one would otherwise draw from the global RNG,
     # and a resumed run would see other dropout masks than an uninterrupted one.
     val_loader = DataLoader(

@@ -119,6 +119,23 @@ def test_checkpoint_rebuilds_without_a_config_file(name):
             torch.testing.assert_close(x, y)
 
 
+@pytest.mark.parametrize(
+    ("built", "named", "message"),
+    [
+        ("luseel", "luseel-nogcc", "gcc=True"),  # the same parts but GCC-PHAT
+        ("luseel-extract", "t-htdemucs", "single_channel=False"),
+        ("mlp-gcc", "luseel", "extraction=False"),
+        ("luseel", "luseel-v2", "unknown system 'luseel-v2'"),
+    ],
+)
+def test_checkpoint_whose_name_was_edited_is_refused(built, named, message):
+    """Regression (issue 12): an edited name loaded and wrote a submission claiming that system."""
+    checkpoint = build_system(built, "tiny").checkpoint_dict()
+    checkpoint["config"]["name"] = named
+    with pytest.raises(LusebenchError, match=message):
+        system_from_checkpoint_dict(checkpoint)
+
+
 def test_build_is_seeded_and_leaves_global_rng_alone():
     state = torch.random.get_rng_state()
     a, b = build_system("luseel", "tiny", seed=1), build_system("luseel", "tiny", seed=1)

@@ -66,11 +66,11 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(val, tmp_path
     train(config, tmp_path / "straight", val_data=val, progress=False)
     # Killed mid-epoch 1 (after step 6), then resumed with the original limits.
     train(_tiny("luseel", epoch_mixtures=8, max_epochs=2, max_steps=6), tmp_path / "resumed", val_data=val, progress=False)
-    stopped = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
+    stopped = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
     assert (stopped["step"], stopped["epoch"], stopped["position"]) == (6, 1, 2)
     train(config, tmp_path / "resumed", resume=True, val_data=val, progress=False)
-    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=False)["model"]["state_dict"]
-    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["model"]["state_dict"]
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]["state_dict"]
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["model"]["state_dict"]
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
@@ -114,7 +114,7 @@ def test_bad_inputs_give_one_line_and_exit_2(data, val, tmp_path, capsys):
     assert "manifest" in _one_line_error(
         capsys, ["infer", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--data", str(tmp_path), "--out", str(tmp_path / "s")]
     )
-    foreign = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    foreign = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     foreign["train_schema_version"] = 99
     torch.save(foreign, tmp_path / "foreign.pt")
     assert "schema" in _one_line_error(
