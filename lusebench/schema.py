@@ -77,7 +77,7 @@ KINDS: Mapping[str, Callable[[Any], bool]] = {
     "a non-empty list of positive integers": lambda v: isinstance(v, list)
     and 0 < len(v) <= 16
     and all(_is_int(x) and x > 0 for x in v),
-    "a non-empty list of distinct tasks (extraction, localization)": lambda v: isinstance(v, list)
+    "a non-empty list of tasks (extraction, localization, each once)": lambda v: isinstance(v, list)
     and bool(v)
     and all(isinstance(x, str) and x in TASKS for x in v)
     and len(set(v)) == len(v),
@@ -159,7 +159,7 @@ def parse_system(block: Mapping[str, Any] | None, where: str, fields: Fields) ->
     name_kind = f"a non-empty string of at most {MAX_NAME_CHARS} characters"
     text_kind = f"a string of at most {MAX_TEXT_CHARS} characters"
     name = fields.take(block, where, "name", name_kind)
-    tasks = fields.take(block, where, "tasks", "a non-empty list of distinct tasks (extraction, localization)")
+    tasks = fields.take(block, where, "tasks", "a non-empty list of tasks (extraction, localization, each once)")
     values = {
         "parameters": fields.take(block, where, "parameters", "a non-negative integer", nullable=True, default=None),
         "description": fields.take(block, where, "description", text_kind, nullable=True, default="") or "",

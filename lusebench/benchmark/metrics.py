@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft, linalg
 
-from lusebench.schema import TASKS, Task  # noqa: F401 (the metrics' tasks, re-exported)
+from lusebench.schema import Task
 
 # A perfect estimate would score +inf dB and make every mean infinite; capping at 100 dB keeps the
 # oracle finite while no real system comes near it.
