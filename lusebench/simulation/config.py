@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from lusebench.errors import LusebenchError
 from lusebench.io import AudioFormat
+from lusebench.simulation.hrtf import MAX_SAMPLE_RATE
 from lusebench.simulation.rooms import RoomRanges
 
 Split = Literal["train", "val", "test"]
@@ -26,9 +27,6 @@ _ROOM_FIELDS = (
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
 # Seeds enter numpy's SeedSequence (non-negative) and the manifest's int64 seed column.
 MAX_SEED = 2**63 - 1
-# Above the highest rate of common audio hardware a "rate" is a typo, and would allocate
-# resampling filters of its length (100 GHz asked for 149 GiB before this bound).
-MAX_SAMPLE_RATE = 192_000
 # The split enters every rng key as a number so that train, val and test never share a stream.
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 
