@@ -355,3 +355,27 @@ def test_committed_entries_ship_inside_the_package():
     # pyproject's package-data covers lusebench/leaderboard/entries/**, so a wheel carries them.
     assert DEFAULT_ENTRIES.parts[-3:] == ("lusebench", "leaderboard", "entries")
     assert len(list(DEFAULT_ENTRIES.rglob("results.json"))) >= 6
+
+
+def test_only_regular_png_figures_of_the_entry_are_published(tmp_path):
+    # A figure symlinked to /etc/passwd was inlined into index.html.
+    entry = write_fake_results(tmp_path / "res" / "a", system="a", figures=["fig2"]).parent
+    (entry / "figures" / "fig3.png").symlink_to("/etc/passwd")
+    (entry / "figures" / "fig4.png").write_bytes(b"<svg onload=alert(1)>")
+    board = build_leaderboard([tmp_path / "res"], tmp_path / "site", include_paper=False)
+    page = board.html.read_text()
+    assert re.findall(r'src="([^"]+)"', page) == [re.search(r'src="(figures/[0-9a-f]{16}/fig2\.png)"', page)[1]]
+    published = sorted(p.name for p in (tmp_path / "site" / "figures").rglob("*") if p.is_file())
+    assert published == ["fig2.png"] and "root:" not in page
+
+
+def test_the_schema_refuses_what_evaluate_refuses(tmp_path):
+    data = fake_results()
+    data["system"]["channels"] = True  # accepted by evaluate and refused here before one schema served both
+    with pytest.raises(LusebenchError, match="system.channels should be 1 or 2"):
+        parse_results(data, tmp_path / "results.json")
+    deep = tmp_path / "deep" / "results.json"
+    deep.parent.mkdir()
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(LusebenchError, match="nested too deeply"):
+        build_leaderboard([deep], tmp_path / "site")
