@@ -6,8 +6,13 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import stat
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,28 +28,99 @@ AudioFormat = Literal["flac", "wav"]
 _SUBTYPES: dict[str, str] = {"flac": "PCM_24", "wav": "FLOAT"}
 
 
+_TMP_SUFFIX = ".tmp"
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it into place.
 
-    A reader never sees a half-written file, and an interrupted run leaves only a ``.tmp`` file
-    that the next run overwrites.
+    A reader never sees a half-written file. A killed process leaves its temporary
+    ``.<name>.<random>.tmp`` behind (the random part means no later write reuses it);
+    :func:`remove_stale_temporaries` clears them.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
         # mkstemp creates 0600 files; give the result the mode a plain open() would (0666 - umask),
         # so that datasets, submissions and leaderboard pages can be shared and served.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)  # the only way to read it is to set it
+    os.umask(umask)
+    return umask
+
+
+@contextmanager
+def replace_folder(path: Path, owned: Collection[str]) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path`` that replaces ``path`` when the block succeeds.
+
+    Readers see the old folder or the new one, never a mix: no stale file of an earlier run
+    survives. Everything is checked before the block runs, so a bad ``path`` fails before any
+    long work. Nothing is written through a symlink: ``path`` must not be one.
+
+    Args:
+        path: the folder to (re)place.
+        owned: the entry names this kind of folder holds; an existing ``path`` holding anything
+            else is someone else's folder and is refused rather than replaced.
+
+    Raises:
+        LusebenchError: ``path`` is a symlink, a file, a folder of other files, or cannot be
+            written beside.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise LusebenchError(f"{path} is a symlink; lusebench does not write through links")
+    if path.exists():
+        if not path.is_dir():
+            raise LusebenchError(f"{path} exists and is not a folder")
+        foreign = sorted(entry.name for entry in path.iterdir() if entry.name not in owned)
+        if foreign:
+            raise LusebenchError(f"{path} holds files lusebench did not write ({', '.join(foreign[:3])}); choose another folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent))
+    except OSError as error:
+        raise LusebenchError(f"cannot write beside {path}: {error.strerror or error}") from None
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the results from others
+        # Renaming moves a link that appeared meanwhile, never what it points to.
+        retired = staging.with_name(staging.name + ".old")
+        if path.is_symlink() or path.exists():
+            os.rename(path, retired)
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def remove_stale_temporaries(folder: Path, older_than_s: float) -> int:
+    """Delete the temporaries :func:`atomic_write` left under ``folder`` (recursively) by killed runs.
+
+    Only files untouched for ``older_than_s`` go: another process writing into the same folder
+    (a shard on a shared disk) holds its temporary for seconds, and must not lose it.
+
+    Returns:
+        How many were removed.
+    """
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for tmp in Path(folder).rglob(f".*{_TMP_SUFFIX}"):
+        if tmp.is_file() and not tmp.is_symlink() and tmp.stat().st_mtime < cutoff:
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -85,17 +161,106 @@ def write_bytes(path: Path, payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """Read an audio file as float32 (channels, time) and its sample rate.
+@dataclass(frozen=True)
+class AudioHeader:
+    """What an audio file's header declares, read without decoding a sample."""
+
+    frames: int
+    channels: int
+    sample_rate: int
+
+
+_DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError)
+
+
+def read_regular_file(
+    path: Path, *, follow_symlinks: bool = True, max_bytes: int | None = None, sha256: str | None = None
+) -> bytes:
+    """The bytes of a regular file (not a device or FIFO), bounded in size and optionally checked.
+
+    Args:
+        path: the file.
+        follow_symlinks: False refuses a symlink as the last component (``O_NOFOLLOW``), so a
+            stranger's file checked earlier cannot be swapped for a link to another one.
+        max_bytes: refuse a larger file before reading it.
+        sha256: the hex digest the bytes must have; the bytes checked are the bytes returned.
 
     Raises:
-        LusebenchError: naming the file when it is missing or cannot be decoded.
+        LusebenchError: naming the file when it is missing, not a regular file, too large, or
+            does not match ``sha256``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise LusebenchError(f"audio file not found: {path}")
     try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as error:
-        raise LusebenchError(f"cannot decode audio file {path}: {error}") from None
+        fd = os.open(path, os.O_RDONLY | (0 if follow_symlinks else os.O_NOFOLLOW))
+    except FileNotFoundError:
+        raise LusebenchError(f"file not found: {path}") from None
+    except OSError as error:
+        reason = "a symlink" if path.is_symlink() else error.strerror
+        raise LusebenchError(f"cannot open {path}: {reason}") from None
+    with os.fdopen(fd, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise LusebenchError(f"not a regular file: {path}")
+        if max_bytes is not None and status.st_size > max_bytes:
+            raise LusebenchError(f"{path} holds {status.st_size} bytes, more than the {max_bytes} it may")
+        payload = handle.read()
+    if sha256 is not None:
+        found = hashlib.sha256(payload).hexdigest()
+        if found != sha256:
+            raise LusebenchError(
+                f"{path} does not match its recorded sha256 ({sha256[:12]}..., found {found[:12]}...): "
+                "the file was altered or damaged"
+            )
+    return payload
+
+
+def audio_header(payload: bytes, name: str | Path) -> AudioHeader:
+    """Frames, channels and rate from the header of an encoded FLAC or WAV file.
+
+    Raises:
+        LusebenchError: naming the file when it is not audio libsndfile can read.
+    """
+    try:
+        info = sf.info(io.BytesIO(payload))
+    except _DECODE_ERRORS as error:
+        raise LusebenchError(f"cannot decode audio file {name}: {error}") from None
+    return AudioHeader(frames=int(info.frames), channels=int(info.channels), sample_rate=int(info.samplerate))
+
+
+def decode_audio(payload: bytes, name: str | Path, *, max_frames: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode the bytes of an audio file as float32 (channels, time) and its sample rate.
+
+    Args:
+        payload: the encoded file.
+        name: named in errors.
+        max_frames: refuse, from the header and before decoding, a longer file; decoding also
+            stops there, whatever the header says (a 448 KB FLAC can hold hours of silence).
+
+    Raises:
+        LusebenchError: naming the file when it cannot be decoded or is too long.
+    """
+    header = audio_header(payload, name)
+    if max_frames is not None and header.frames > max_frames:
+        raise LusebenchError(f"audio file {name} declares {header.frames} frames, more than the {max_frames} expected")
+    try:
+        data, rate = sf.read(
+            io.BytesIO(payload), frames=-1 if max_frames is None else max_frames, dtype="float32", always_2d=True
+        )
+    except _DECODE_ERRORS as error:
+        raise LusebenchError(f"cannot decode audio file {name}: {error}") from None
     return np.ascontiguousarray(data.T), int(rate)
+
+
+def read_audio(path: Path, *, max_frames: int | None = None, sha256: str | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 (channels, time) and its sample rate.
+
+    Args:
+        path: the file.
+        max_frames: refuse a longer file from its header, before decoding.
+        sha256: the digest the file must have (a data folder's reference checked against its manifest).
+
+    Raises:
+        LusebenchError: naming the file when it is missing, cannot be decoded, is too long or
+            does not match ``sha256``.
+    """
+    return decode_audio(read_regular_file(path, sha256=sha256), path, max_frames=max_frames)

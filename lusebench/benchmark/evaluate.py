@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -33,10 +34,10 @@ from lusebench.benchmark.metrics import (
     sdr_db,
     si_snr_db,
 )
-from lusebench.benchmark.results import SCHEMA_VERSION, Results, write_results
+from lusebench.benchmark.results import FIGURES_DIR, RESULTS_ENTRIES, SCHEMA_VERSION, Results, write_results
 from lusebench.benchmark.submission import Problem, Submission, SubmissionError, check_audio, load_submission
 from lusebench.errors import LusebenchError
-from lusebench.io import read_audio
+from lusebench.io import read_audio, replace_folder
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class ItemJob:
     mixture_id: str
     mixture_path: Path
     target_path: Path
+    mixture_sha256: str
+    target_sha256: str
     num_samples: int
     sample_rate: int
     estimate_path: Path | None
@@ -64,8 +67,10 @@ class ItemJob:
 
 
 def _extraction_metrics(estimate: np.ndarray, job: ItemJob) -> dict[str, float]:
-    mixture, _ = read_audio(job.mixture_path)
-    target, _ = read_audio(job.target_path)
+    # The references are checked against the manifest as they are read: the fingerprint in
+    # results.json then describes the bytes scored, not whatever the folder holds now.
+    mixture, _ = read_audio(job.mixture_path, max_frames=job.num_samples, sha256=job.mixture_sha256)
+    target, _ = read_audio(job.target_path, max_frames=job.num_samples, sha256=job.target_sha256)
     signals = np.stack([estimate, mixture]).astype(np.float64)  # (2 = estimate|mixture, ears, time)
     target = target.astype(np.float64)
     record = {}
@@ -99,7 +104,7 @@ def score_item(job: ItemJob) -> _Outcome:
     """
     record: dict[str, float] = {}
     if job.estimate_path is not None:
-        estimate, problems = check_audio(job.estimate_path, job.num_samples, job.sample_rate)
+        estimate, problems = check_audio(job.estimate_path, job.num_samples, job.sample_rate, job.target_sha256)
         if problems:
             return job.mixture_id, problems, {}
         if job.score:
@@ -159,6 +164,8 @@ def _jobs(submission: Submission, dataset: Dataset, score: bool) -> list[ItemJob
                 mixture_id=row.mixture_id,
                 mixture_path=dataset.path / row.mixture_path,
                 target_path=dataset.path / row.target_path,
+                mixture_sha256=str(row.mixture_sha256),
+                target_sha256=str(row.target_sha256),
                 num_samples=int(row.num_samples),
                 sample_rate=int(row.sample_rate),
                 estimate_path=estimate,
@@ -233,26 +240,28 @@ def evaluate(
     submission = Path(submission)
     out = submission / "results" if out is None else Path(out)
     dataset = load_dataset(data)
-    checked, outcomes = _checked(submission, dataset, workers, progress, score=True)
-    by_id = {mixture_id: record for mixture_id, _, record in outcomes}
-    columns = ["mixture_id", "num_sources", "condition", "angular_separation_deg", "target_azimuth_deg"]
-    items = dataset.manifest[columns].copy()
-    records = pd.DataFrame([by_id.get(m, {}) for m in items["mixture_id"]], index=items.index)
-    items = pd.concat([items, records], axis=1)
-    summary = {
-        "schema_version": SCHEMA_VERSION,
-        "lusebench_version": __version__,
-        "git_commit": _git_commit(),
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "dataset": dataset.describe(),
-        "system": checked.system.to_dict(),
-        "metrics": aggregate(items),
-    }
-    summary["wall_time_s"] = round(time.perf_counter() - started, 3)
-    results = write_results(out, summary, items)
-    if figures:
-        from lusebench.benchmark.figures import draw_figures  # matplotlib only when drawing
+    # The output folder is checked (and staged beside itself) before any scoring.
+    with replace_folder(out, owned=RESULTS_ENTRIES) as staging:
+        checked, outcomes = _checked(submission, dataset, workers, progress, score=True)
+        by_id = {mixture_id: record for mixture_id, _, record in outcomes}
+        columns = ["mixture_id", "num_sources", "condition", "angular_separation_deg", "target_azimuth_deg"]
+        items = dataset.manifest[columns].copy()
+        records = pd.DataFrame([by_id.get(m, {}) for m in items["mixture_id"]], index=items.index)
+        items = pd.concat([items, records], axis=1)
+        summary = {
+            "schema_version": SCHEMA_VERSION,
+            "lusebench_version": __version__,
+            "git_commit": _git_commit(),
+            "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "dataset": dataset.describe(),
+            "system": checked.system.to_dict(),
+            "metrics": aggregate(items),
+        }
+        summary["wall_time_s"] = round(time.perf_counter() - started, 3)
+        results = write_results(staging, summary, items)
+        if figures:
+            from lusebench.benchmark.figures import draw_figures  # matplotlib only when drawing
 
-        draw_figures([results], out / "figures")
+            draw_figures([results], staging / FIGURES_DIR)
     logger.info("scored %d items of %s in %.1f s -> %s", len(items), checked.system.name, summary["wall_time_s"], out)
-    return results
+    return dataclasses.replace(results, folder=out)

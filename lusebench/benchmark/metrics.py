@@ -7,13 +7,10 @@ float64 and returned as ``(..., channels)``. The evaluator averages the two ears
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 from scipy import fft, linalg
 
-Task = Literal["extraction", "localization"]
-TASKS: tuple[Task, ...] = ("extraction", "localization")
+from lusebench.schema import Task
 
 # A perfect estimate would score +inf dB and make every mean infinite; capping at 100 dB keeps the
 # oracle finite while no real system comes near it.

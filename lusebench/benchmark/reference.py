@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import soundfile as sf
 from tqdm import tqdm
 
 from lusebench.benchmark.dataset import load_dataset
 from lusebench.benchmark.submission import AUDIO_DIR, SystemInfo, write_doa_csv, write_system_json
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write
+from lusebench.io import atomic_write, read_audio
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +60,21 @@ def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0, p
     out = Path(out)
     manifest = dataset.manifest
     if kind in ("mixture", "oracle"):
-        column = "mixture_path" if kind == "mixture" else "target_path"
-        for mixture_id, relative in tqdm(zip(manifest["mixture_id"], manifest[column]), total=len(manifest),
-                                         desc=f"writing {kind}", unit="item", disable=not progress):
+        column = "mixture" if kind == "mixture" else "target"
+        rows = zip(manifest["mixture_id"], manifest[f"{column}_path"], manifest[f"{column}_sha256"])
+        for mixture_id, relative, sha256 in tqdm(rows, total=len(manifest), desc=f"writing {kind}", unit="item",
+                                                 disable=not progress):
             source = dataset.path / relative
-            # A byte copy keeps the file exactly as rendered: the oracle's estimate equals its reference.
-            atomic_write(out / AUDIO_DIR / f"{mixture_id}{source.suffix}", lambda tmp, s=source: shutil.copyfile(s, tmp))
+            if kind == "mixture":
+                atomic_write(out / AUDIO_DIR / f"{mixture_id}{source.suffix}", lambda tmp, s=source: shutil.copyfile(s, tmp))
+                continue
+            # evaluate refuses byte copies of the references, so the oracle re-encodes its samples as
+            # float64 WAV: exactly the reference's values (24-bit and float32 samples fit) in other bytes.
+            audio, rate = read_audio(source, sha256=sha256)
+            atomic_write(
+                out / AUDIO_DIR / f"{mixture_id}.wav",
+                lambda tmp, a=audio, r=rate: sf.write(tmp, a.T, r, subtype="DOUBLE", format="WAV"),
+            )
     if kind == "oracle":
         write_doa_csv(out, dict(zip(manifest["mixture_id"], manifest["target_azimuth_deg"].astype(float))))
     elif kind == "random":

@@ -14,6 +14,9 @@ from lusebench.io import atomic_write, write_json
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
 ITEMS_FILE = "items.csv"
+FIGURES_DIR = "figures"
+# Everything evaluate writes into a results folder; a folder holding anything else is not replaced.
+RESULTS_ENTRIES = (RESULTS_FILE, ITEMS_FILE, FIGURES_DIR)
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,21 @@ A submission is a folder (see docs/submission-format.md)::
 
 from __future__ import annotations
 
-import json
+import hashlib
+import io
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lusebench.benchmark.dataset import Dataset
-from lusebench.benchmark.metrics import DOA_BINS, TASKS, Task, azimuth_from_likelihood, wrap_azimuth_deg
+from lusebench.benchmark.metrics import DOA_BINS, azimuth_from_likelihood, wrap_azimuth_deg
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, read_audio, write_json
+from lusebench.io import atomic_write, audio_header, decode_audio, read_regular_file, write_json
+from lusebench.schema import MAX_SYSTEM_JSON_BYTES, TASKS, Fields, SystemInfo, Task, load_json, parse_system
 
 SYSTEM_FILE = "system.json"
 AUDIO_DIR = "audio"
@@ -33,24 +35,11 @@ NUM_CHANNELS = 2
 # Below one step of 24-bit audio a channel carries nothing, and every ratio on it is undefined.
 SILENCE_PEAK = 1e-7
 _SHOWN_PER_PROBLEM = 5
-
-
-@dataclass(frozen=True)
-class SystemInfo:
-    """The ``system.json`` of a submission."""
-
-    name: str
-    tasks: tuple[Task, ...]
-    parameters: int | None = None
-    description: str = ""
-    link: str = ""
-    channels: int = NUM_CHANNELS
-    gcc_phat: bool | None = None
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["tasks"] = list(self.tasks)
-        return data
+# Size bounds, checked before a file is read: headers plus the widest row or sample a valid file has.
+_CSV_HEADER_BYTES = 4096
+_CSV_ROW_BYTES = 256
+_NPY_HEADER_BYTES = 4096
+_AUDIO_HEADER_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -107,65 +96,60 @@ class Submission:
     problems: tuple[Problem, ...] = ()
 
 
+def _own_file(path: Path, name: str, problems: list[Problem]) -> Path | None:
+    """``path/name`` if it is a regular file of the submission itself, else None (a problem when it is not)."""
+    file = path / name
+    if file.is_symlink():
+        # A link may point at the data folder's references (a perfect score) or at the host's files.
+        problems.append(Problem("symlinks are not read (a submission holds its own files)", name))
+        return None
+    if not file.exists():
+        return None
+    if not file.is_file() or not file.resolve().is_relative_to(path.resolve()):
+        problems.append(Problem("not a regular file inside the submission folder", name))
+        return None
+    return file
+
+
 def _read_system(path: Path, problems: list[Problem]) -> SystemInfo | None:
-    file = path / SYSTEM_FILE
-    if not file.is_file():
-        problems.append(Problem(f"{SYSTEM_FILE} is missing"))
+    file = _own_file(path, SYSTEM_FILE, problems)
+    if file is None:
+        if not (path / SYSTEM_FILE).is_symlink():
+            problems.append(Problem(f"{SYSTEM_FILE} is missing"))
         return None
     try:
-        data = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        problems.append(Problem(f"{SYSTEM_FILE} is not valid JSON", str(error)))
+        data = load_json(file, MAX_SYSTEM_JSON_BYTES, follow_symlinks=False)
+    except LusebenchError as error:
+        problems.append(Problem(f"{SYSTEM_FILE} cannot be read", str(error)))
         return None
     if not isinstance(data, dict):
         problems.append(Problem(f"{SYSTEM_FILE} must hold a JSON object"))
         return None
-    before = len(problems)
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        problems.append(Problem(f"{SYSTEM_FILE}: 'name' must be a non-empty string"))
-    tasks = data.get("tasks")
-    if not isinstance(tasks, list) or not tasks or any(t not in TASKS for t in tasks) or len(set(tasks)) != len(tasks):
-        problems.append(Problem(f"{SYSTEM_FILE}: 'tasks' must be a non-empty list drawn from {list(TASKS)}", repr(tasks)))
-    parameters = data.get("parameters")
-    if parameters is not None and (isinstance(parameters, bool) or not isinstance(parameters, int) or parameters < 0):
-        problems.append(Problem(f"{SYSTEM_FILE}: 'parameters' must be a non-negative integer or null", repr(parameters)))
-    for key in ("description", "link"):
-        if not isinstance(data.get(key, ""), str):
-            problems.append(Problem(f"{SYSTEM_FILE}: '{key}' must be a string"))
-    channels = data.get("channels", NUM_CHANNELS)
-    if channels not in (1, 2):
-        problems.append(Problem(f"{SYSTEM_FILE}: 'channels' (input channels the system uses) must be 1 or 2", repr(channels)))
-    gcc_phat = data.get("gcc_phat")
-    if gcc_phat is not None and not isinstance(gcc_phat, bool):
-        problems.append(Problem(f"{SYSTEM_FILE}: 'gcc_phat' must be true, false or null", repr(gcc_phat)))
-    if len(problems) > before:
-        return None
-    return SystemInfo(
-        name=name,
-        tasks=tuple(t for t in TASKS if t in tasks),
-        parameters=parameters,
-        description=data.get("description", ""),
-        link=data.get("link", ""),
-        channels=channels,
-        gcc_phat=gcc_phat,
-    )
+    fields = Fields()
+    system = parse_system(data, "system", fields)
+    problems.extend(Problem(f"{SYSTEM_FILE}: {problem}") for problem in fields.problems)
+    return system
 
 
 def _find_audio(path: Path, dataset: Dataset, problems: list[Problem]) -> dict[str, Path]:
     folder = path / AUDIO_DIR
+    if folder.is_symlink():
+        problems.append(Problem("symlinks are not read (a submission holds its own files)", f"{AUDIO_DIR}/"))
+        return {}
     if not folder.is_dir():
         problems.append(Problem(f"{AUDIO_DIR}/ is missing although the tasks include extraction"))
         return {}
     known = set(dataset.mixture_ids)
     found: dict[str, list[Path]] = defaultdict(list)
-    for file in sorted(folder.iterdir()):
-        if file.suffix.lower() not in AUDIO_SUFFIXES or not file.is_file():
-            problems.append(Problem(f"unexpected entry in {AUDIO_DIR}/ (only .flac or .wav files)", file.name))
-        elif file.stem not in known:
-            problems.append(Problem("audio file for an unknown mixture id", file.name))
+    for entry in sorted(folder.iterdir()):
+        if entry.suffix.lower() not in AUDIO_SUFFIXES:
+            problems.append(Problem(f"unexpected entry in {AUDIO_DIR}/ (only .flac or .wav files)", entry.name))
+        elif _own_file(folder, entry.name, problems) is None:
+            continue
+        elif entry.stem not in known:
+            problems.append(Problem("audio file for an unknown mixture id", entry.name))
         else:
-            found[file.stem].append(file)
+            found[entry.stem].append(entry)
     audio = {}
     for mixture_id in dataset.mixture_ids:
         files = found.get(mixture_id, [])
@@ -178,14 +162,29 @@ def _find_audio(path: Path, dataset: Dataset, problems: list[Problem]) -> dict[s
     return audio
 
 
-def _read_doa_csv(file: Path, dataset: Dataset, problems: list[Problem]) -> dict[str, float]:
+def _read_own_bytes(path: Path, name: str, max_bytes: int, problems: list[Problem]) -> bytes | None:
+    file = _own_file(path, name, problems)
+    if file is None:
+        return None
     try:
-        table = pd.read_csv(file, dtype={"mixture_id": str})
-    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
+        return read_regular_file(file, follow_symlinks=False, max_bytes=max_bytes)
+    except LusebenchError as error:
+        problems.append(Problem(f"{name} cannot be read", str(error)))
+        return None
+
+
+def _read_doa_csv(path: Path, dataset: Dataset, problems: list[Problem]) -> dict[str, float]:
+    payload = _read_own_bytes(path, DOA_CSV, _CSV_HEADER_BYTES + _CSV_ROW_BYTES * len(dataset.mixture_ids), problems)
+    if payload is None:
+        return {}
+    try:
+        table = pd.read_csv(io.BytesIO(payload), dtype={"mixture_id": str})
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
         problems.append(Problem(f"{DOA_CSV} cannot be read", str(error).splitlines()[0]))
         return {}
     if sorted(table.columns) != ["azimuth_deg", "mixture_id"]:
-        problems.append(Problem(f"{DOA_CSV} must have exactly the columns mixture_id, azimuth_deg", ", ".join(map(str, table.columns))))
+        shown = ", ".join(str(c)[:40] for c in table.columns[:5])
+        problems.append(Problem(f"{DOA_CSV} must have exactly the columns mixture_id, azimuth_deg", shown))
         return {}
     ids = table["mixture_id"].astype(str)
     azimuths = pd.to_numeric(table["azimuth_deg"], errors="coerce").to_numpy(dtype=np.float64)
@@ -194,7 +193,7 @@ def _read_doa_csv(file: Path, dataset: Dataset, problems: list[Problem]) -> dict
         problems.append(Problem(f"{DOA_CSV}: mixture id appears more than once", mixture_id))
     for mixture_id, azimuth in zip(ids, azimuths):
         if mixture_id not in known:
-            problems.append(Problem(f"{DOA_CSV}: unknown mixture id", mixture_id))
+            problems.append(Problem(f"{DOA_CSV}: unknown mixture id", mixture_id[:80]))
         elif not math.isfinite(azimuth):
             problems.append(Problem(f"{DOA_CSV}: azimuth_deg is not a finite number", mixture_id))
     present = set(ids)
@@ -204,16 +203,21 @@ def _read_doa_csv(file: Path, dataset: Dataset, problems: list[Problem]) -> dict
     return dict(zip(ids, wrap_azimuth_deg(azimuths).tolist()))
 
 
-def _read_likelihood(file: Path, dataset: Dataset, problems: list[Problem]) -> dict[str, float]:
+def _read_likelihood(path: Path, dataset: Dataset, problems: list[Problem]) -> dict[str, float]:
+    expected = (len(dataset.mixture_ids), DOA_BINS)
+    # float64 is the widest dtype accepted; the .npy header is at most a few hundred bytes.
+    payload = _read_own_bytes(path, DOA_LIKELIHOOD, _NPY_HEADER_BYTES + 8 * expected[0] * expected[1], problems)
+    if payload is None:
+        return {}
     try:
-        likelihood = np.load(file, allow_pickle=False)
+        likelihood = np.load(io.BytesIO(payload), allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         problems.append(Problem(f"{DOA_LIKELIHOOD} cannot be read", str(error).splitlines()[0]))
         return {}
-    expected = (len(dataset.mixture_ids), DOA_BINS)
-    if likelihood.shape != expected or not np.issubdtype(likelihood.dtype, np.number):
+    # Real numbers only: complex values have no argmax a reader would agree on, and bool is no likelihood.
+    if not isinstance(likelihood, np.ndarray) or likelihood.shape != expected or likelihood.dtype.kind not in "iuf":
         problems.append(
-            Problem(f"{DOA_LIKELIHOOD} must be a numeric array of shape {expected} in manifest order",
+            Problem(f"{DOA_LIKELIHOOD} must be a real-valued array of shape {expected} in manifest order",
                     f"got {likelihood.dtype} {likelihood.shape}")
         )
         return {}
@@ -223,11 +227,16 @@ def _read_likelihood(file: Path, dataset: Dataset, problems: list[Problem]) -> d
     return dict(zip(dataset.mixture_ids, azimuth_from_likelihood(likelihood).tolist()))
 
 
+def _present(file: Path) -> bool:
+    return file.is_symlink() or file.exists()  # a dangling link is present, and refused later
+
+
 def load_submission(path: Path, dataset: Dataset) -> Submission:
     """Read a submission folder and check its structure against a dataset.
 
-    Audio content (readability, channels, rate, length, NaN/Inf, silence) is checked per item
-    by :func:`check_audio` while scoring, so that every file is decoded once.
+    Only regular files inside the folder are read; symlinks are refused. Audio content
+    (readability, channels, rate, length, NaN/Inf, silence, copies of the references) is
+    checked per item by :func:`check_audio` while scoring, so that every file is decoded once.
 
     Returns:
         The submission, with every structural problem found in ``problems``.
@@ -240,8 +249,9 @@ def load_submission(path: Path, dataset: Dataset) -> Submission:
         raise LusebenchError(f"submission folder not found: {path}")
     problems: list[Problem] = []
     system = _read_system(path, problems)
-    has_audio = (path / AUDIO_DIR).exists()
-    has_doa = (path / DOA_CSV).exists() or (path / DOA_LIKELIHOOD).exists()
+    has_audio = _present(path / AUDIO_DIR)
+    has_likelihood, has_csv = _present(path / DOA_LIKELIHOOD), _present(path / DOA_CSV)
+    has_doa = has_likelihood or has_csv
     if system is not None:
         tasks = system.tasks
         if has_audio and "extraction" not in tasks:
@@ -256,35 +266,54 @@ def load_submission(path: Path, dataset: Dataset) -> Submission:
         if not has_doa:
             problems.append(Problem(f"neither {DOA_CSV} nor {DOA_LIKELIHOOD} is present although the tasks include localization"))
         # Both may be given; the explicit azimuths of doa.csv win over the likelihood's argmax.
-        if (path / DOA_LIKELIHOOD).exists():
-            azimuths = _read_likelihood(path / DOA_LIKELIHOOD, dataset, problems)
-        if (path / DOA_CSV).exists():
-            azimuths = _read_doa_csv(path / DOA_CSV, dataset, problems)
+        if has_likelihood:
+            azimuths = _read_likelihood(path, dataset, problems)
+        if has_csv:
+            azimuths = _read_doa_csv(path, dataset, problems)
     return Submission(path, system, tasks, audio, azimuths, tuple(problems))
 
 
-def check_audio(file: Path, num_samples: int, sample_rate: int) -> tuple[np.ndarray | None, list[Problem]]:
-    """Decode one extracted-target file and check it.
+def max_audio_bytes(num_samples: int) -> int:
+    """Largest file a 2-channel estimate of ``num_samples`` may be: float64 WAV samples plus headers."""
+    return _AUDIO_HEADER_BYTES + 8 * NUM_CHANNELS * num_samples
+
+
+def check_audio(
+    file: Path, num_samples: int, sample_rate: int, reference_sha256: str
+) -> tuple[np.ndarray | None, list[Problem]]:
+    """Read one extracted-target file, check it from its header, then decode and check its samples.
 
     Args:
-        file: the audio file.
-        num_samples: expected samples per channel.
+        file: the audio file (a regular file; a symlink is refused).
+        num_samples: expected samples per channel; a longer file is refused before decoding.
         sample_rate: expected rate in Hz.
+        reference_sha256: the reference target's checksum: a byte copy of it is refused.
 
     Returns:
         ``(audio, problems)``: audio (2, time) float32 when there is no problem, else ``None``.
     """
     try:
-        audio, rate = read_audio(file)
+        payload = read_regular_file(file, follow_symlinks=False, max_bytes=max_audio_bytes(num_samples))
+        header = audio_header(payload, file.name)
     except LusebenchError as error:
         return None, [Problem("unreadable audio file", f"{file.name} ({error})")]
+    if hashlib.sha256(payload).hexdigest() == reference_sha256:
+        return None, [Problem("a byte copy of the data folder's reference target (not an estimate)", file.name)]
     problems = []
-    if audio.shape[0] != NUM_CHANNELS:
-        problems.append(Problem(f"wrong channel count (expected {NUM_CHANNELS})", f"{file.name}: {audio.shape[0]}"))
-    if rate != sample_rate:
-        problems.append(Problem(f"wrong sample rate (expected {sample_rate} Hz)", f"{file.name}: {rate}"))
-    if audio.shape[1] != num_samples:
-        problems.append(Problem("wrong length", f"{file.name}: {audio.shape[1]} samples, expected {num_samples}"))
+    if header.channels != NUM_CHANNELS:
+        problems.append(Problem(f"wrong channel count (expected {NUM_CHANNELS})", f"{file.name}: {header.channels}"))
+    if header.sample_rate != sample_rate:
+        problems.append(Problem(f"wrong sample rate (expected {sample_rate} Hz)", f"{file.name}: {header.sample_rate}"))
+    if header.frames != num_samples:
+        problems.append(Problem("wrong length", f"{file.name}: {header.frames} samples, expected {num_samples}"))
+    if problems:
+        return None, problems
+    try:
+        audio, _ = decode_audio(payload, file.name, max_frames=num_samples)
+    except LusebenchError as error:
+        return None, [Problem("unreadable audio file", f"{file.name} ({error})")]
+    if audio.shape[1] != num_samples:  # the header promised more than the stream holds
+        return None, [Problem("wrong length", f"{file.name}: {audio.shape[1]} samples decoded, expected {num_samples}")]
     if not np.isfinite(audio).all():
         problems.append(Problem("NaN or Inf samples", file.name))
     elif audio.size and (np.max(np.abs(audio), axis=-1) < SILENCE_PEAK).any():

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from lusebench.io import atomic_write
+from lusebench.benchmark.results import FIGURES_DIR
+from lusebench.errors import LusebenchError
+from lusebench.io import atomic_write, read_regular_file
 from lusebench.leaderboard.paper import load_paper_table
 from lusebench.leaderboard.render import render_html, render_markdown
-from lusebench.leaderboard.results import RESULTS_FILENAME, find_results, load_results
+from lusebench.leaderboard.results import RESULTS_FILENAME, ResultsFile, find_results, load_results
 from lusebench.leaderboard.tables import Table, build_tables
 
 logger = logging.getLogger(__name__)
@@ -19,6 +23,10 @@ logger = logging.getLogger(__name__)
 # The committed entries ship inside the package (the repository's leaderboard/entries is a link
 # to them), so a plain `pip install` shows them as a clone does.
 DEFAULT_ENTRIES = Path(str(resources.files("lusebench").joinpath("leaderboard", "entries")))
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_MAX_FIGURE_BYTES = 16 << 20
+# A figure's file name becomes part of a URL and a Markdown link: keep it to plain characters.
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def _default_entries() -> list[Path]:
@@ -26,6 +34,36 @@ def _default_entries() -> list[Path]:
     if not found:
         logger.info("no results given and none in %s: showing the paper's Table 1 only", DEFAULT_ENTRIES)
     return found
+
+
+def _entry_key(results: ResultsFile) -> str:
+    # Stable across builds and distinct per results file, whatever its folder is called.
+    return hashlib.sha256(str(results.path.resolve()).encode()).hexdigest()[:16]
+
+
+def publish_figures(entries: Sequence[ResultsFile], out_dir: Path) -> dict[Path, tuple[str, ...]]:
+    """Copy each entry's figures to ``out_dir/figures/<entry>/`` and return their URLs, relative to ``out_dir``.
+
+    Only regular PNG files (checked by their signature, at most 16 MiB, never through a symlink)
+    are copied; anything else in an entry's ``figures/`` is skipped with a warning.
+    """
+    published: dict[Path, tuple[str, ...]] = {}
+    for results in entries:
+        urls = []
+        for figure in results.figures:
+            try:
+                payload = read_regular_file(figure, follow_symlinks=False, max_bytes=_MAX_FIGURE_BYTES)
+            except LusebenchError as error:
+                logger.warning("figure skipped: %s", error)
+                continue
+            if not payload.startswith(_PNG_SIGNATURE):
+                logger.warning("figure skipped: %s is not a PNG file", figure)
+                continue
+            url = f"{FIGURES_DIR}/{_entry_key(results)}/{_UNSAFE_NAME.sub('_', figure.stem)}.png"
+            atomic_write(out_dir / url, lambda tmp, payload=payload: tmp.write_bytes(payload))
+            urls.append(url)
+        published[results.path] = tuple(urls)
+    return published
 
 
 @dataclass(frozen=True)
@@ -55,8 +93,9 @@ def build_leaderboard(results: Sequence[Path], out_dir: Path, *, include_paper: 
     tables = build_tables(entries, load_paper_table() if include_paper else None)
     out_dir = Path(out_dir)
     markdown_path, html_path = out_dir / "leaderboard.md", out_dir / "index.html"
-    markdown = render_markdown(tables, out_dir.resolve())
-    page = render_html(tables)
+    figures = publish_figures(entries, out_dir)
+    markdown = render_markdown(tables, figures)
+    page = render_html(tables, figures)
     for path, text in ((markdown_path, markdown), (html_path, page)):
         atomic_write(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
     logger.info("%d results files -> %d tables in %s and %s", len(entries), len(tables), markdown_path, html_path)

@@ -1,15 +1,16 @@
-"""Render leaderboard tables as Markdown and as one self-contained HTML page.
+"""Render leaderboard tables as Markdown and as one static HTML page.
 
-The page loads nothing from anywhere: CSS and the sorting script are inline and figures are
-embedded as base64 PNGs, so it opens offline from a file or any static host.
+The page loads nothing from elsewhere: CSS and the sorting script are inline, and figures are
+PNG files in ``figures/`` beside the page, loaded lazily (only when a provenance cell is opened),
+so the page stays small with thousands of entries and opens offline from a file or any host.
+Everything from a results file is a stranger's text: it is escaped in HTML and in Markdown.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lusebench import __version__
@@ -52,38 +53,49 @@ def _rank(table: Table, index: int, row: Row) -> int:
     return row.system_number if row.system_number is not None else index + 1
 
 
+# Characters a URL may hold without ending a Markdown link or an HTML attribute early.
+_LINK = re.compile(r"https?://[A-Za-z0-9\-._~:/?#@!$&'*+,;=%]+")
+
+FigureUrls = Mapping[Path, Sequence[str]]  # results file -> URLs of its figures, relative to the page
+
+
 def _safe_link(link: str | None) -> str | None:
-    # A link comes from a stranger's system.json: only web links become clickable.
-    return link if link and link.startswith(("https://", "http://")) else None
+    # A link comes from a stranger's system.json: only plain web links become clickable.
+    return link if link and _LINK.fullmatch(link) else None
 
 
 # ---------------------------------------------------------------- Markdown
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# Markdown renders inline HTML: a system named <img src=x onerror=...> ran script when the table
+# was viewed. Entities keep such text literal; backslashes keep Markdown's own marks literal.
+_MD_MARKS = re.compile(r"([\\`*_\[\]|#~])")
 
 
-def _md_provenance(index: int, system: str, results: ResultsFile, out_dir: Path) -> str:
-    commit = f", commit `{results.git_commit[:12]}`" if results.git_commit else ""
+def _md_cell(text: object) -> str:
+    # Marks first: the entities html.escape writes (&#x27;) hold a "#" that must stay bare.
+    marked = _MD_MARKS.sub(r"\\\1", " ".join(str(text).split()))
+    return html.escape(marked, quote=True)
+
+
+def _md_provenance(index: int, system: str, results: ResultsFile, figures: Sequence[str]) -> str:
+    commit = f", commit {_md_cell(results.git_commit[:12])}" if results.git_commit else ""
     link = _safe_link(results.system.link)
-    figures = ", ".join(
-        f"[{figure.stem}]({Path(os.path.relpath(figure, out_dir)).as_posix()})" for figure in results.figures
-    )
+    shown = ", ".join(f"[{_md_cell(Path(url).stem)}]({url})" for url in figures)
     return (
-        f"{index}. **{_md_cell(system)}**: lusebench {results.lusebench_version}{commit}, "
+        f"{index}. **{_md_cell(system)}**: lusebench {_md_cell(results.lusebench_version)}{commit}, "
         f"test set `{results.dataset.fingerprint}`, scored {results.created_utc:%Y-%m-%d}"
         + (f", [link]({link})" if link else "")
-        + (f"; figures: {figures}" if figures else "")
+        + (f"; figures: {shown}" if shown else "")
     )
 
 
-def render_markdown(tables: Sequence[Table], out_dir: Path) -> str:
+def render_markdown(tables: Sequence[Table], figures: FigureUrls) -> str:
     """Markdown with one pipe table per test set and source count; best values in bold.
 
     Args:
         tables: as built by :func:`lusebench.leaderboard.tables.build_tables`.
-        out_dir: the folder the Markdown is written to; figure links are relative to it.
+        figures: the figure URLs of each results file, relative to the Markdown file.
     """
     lines = [
         "# lusebench leaderboard",
@@ -95,9 +107,9 @@ def render_markdown(tables: Sequence[Table], out_dir: Path) -> str:
     ]
     headers = ["System", "Tasks", "GCC-PHAT", "Channels"] + [f"{c.label} ({c.unit})" for c in COLUMNS]
     for table in tables:
-        lines += ["", f"## {table.title}", ""]
+        lines += ["", f"## {_md_cell(table.title)}", ""]
         if table.reported_in_paper:
-            lines += [f"*{table.reported_in_paper}*", ""]
+            lines += [f"*{_md_cell(table.reported_in_paper)}*", ""]
         else:
             lines += [f"Test set fingerprint `{table.fingerprint}`.", ""]
         lines.append("| " + " | ".join([_rank_label(table), *headers]) + " |")
@@ -118,7 +130,7 @@ def render_markdown(tables: Sequence[Table], out_dir: Path) -> str:
         if not table.reported_in_paper:
             lines += ["", "Provenance:", ""]
             lines += [
-                _md_provenance(i + 1, row.system, row.results, out_dir)
+                _md_provenance(i + 1, row.system, row.results, figures.get(row.results.path, ()))
                 for i, row in enumerate(table.rows)
                 if row.results is not None
             ]
@@ -173,7 +185,7 @@ def _td(text: str, sort: str | float, classes: str = "") -> str:
     return f'<td{cls} data-sort="{_e(sort)}">{text}</td>'
 
 
-def _html_provenance(row: Row) -> str:
+def _html_provenance(row: Row, figures: FigureUrls) -> str:
     results = row.results
     if results is None:
         return _td("paper, Table 1", "")
@@ -186,17 +198,17 @@ def _html_provenance(row: Row) -> str:
         f'<a href="{_e(link)}">{_e(link)}</a>' if link else "",
         _e(results.system.description),
     ]
-    figures = "".join(
-        f'<img class="figure" alt="{_e(figure.stem)}" title="{_e(figure.name)}" '
-        f'src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode("ascii")}">'
-        for figure in results.figures
+    # loading="lazy": a closed <details> loads none of its figures.
+    images = "".join(
+        f'<a href="{_e(url)}"><img class="figure" loading="lazy" alt="{_e(Path(url).stem)}" src="{_e(url)}"></a>'
+        for url in figures.get(results.path, ())
     )
     summary = f"{results.created_utc:%Y-%m-%d}"
-    body = "<br>".join(part for part in parts if part) + figures
+    body = "<br>".join(part for part in parts if part) + images
     return _td(f"<details><summary>{summary}</summary>{body}</details>", results.created_utc.isoformat())
 
 
-def _html_table(table: Table) -> str:
+def _html_table(table: Table, figures: FigureUrls) -> str:
     headers = [(_rank_label(table), "number"), ("System", "text"), ("Tasks", "text"), ("GCC-PHAT", "text")]
     headers += [("Channels", "number")] + [(f"{c.label} ({c.unit})", "number") for c in COLUMNS]
     headers.append(("Provenance", "text"))
@@ -213,7 +225,7 @@ def _html_table(table: Table) -> str:
         ]
         for column in COLUMNS:
             cells.append(_metric_cell(table, row, column))
-        cells.append(_html_provenance(row))
+        cells.append(_html_provenance(row, figures))
         body.append("<tr>" + "".join(cells) + "</tr>")
     if table.reported_in_paper:
         caption = f'<p class="paper-label">{_e(table.reported_in_paper)}</p>'
@@ -235,9 +247,14 @@ def _metric_cell(table: Table, row: Row, column: Column) -> str:
     return _td(_e(_stat_text(stat)), repr(stat.mean), classes)
 
 
-def render_html(tables: Sequence[Table]) -> str:
-    """One self-contained HTML page: every table, sortable by clicking a header, best values marked."""
-    sections = "\n".join(_html_table(table) for table in tables)
+def render_html(tables: Sequence[Table], figures: FigureUrls) -> str:
+    """One HTML page: every table, sortable by clicking a header, best values marked.
+
+    Args:
+        tables: as built by :func:`lusebench.leaderboard.tables.build_tables`.
+        figures: the figure URLs of each results file, relative to the page.
+    """
+    sections = "\n".join(_html_table(table, figures) for table in tables)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

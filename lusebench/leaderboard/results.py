@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from lusebench import __version__
+from lusebench.benchmark.results import FIGURES_DIR
 from lusebench.errors import LusebenchError
+from lusebench.schema import MAX_RESULTS_JSON_BYTES, TASKS, Fields, SystemInfo, load_json, parse_system
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 RESULTS_FILENAME = "results.json"
-TASKS = ("extraction", "localization")
 # The columns of the paper's Table 1 that each task must fill; other metric keys are ignored here.
 TASK_METRICS: Mapping[str, tuple[str, ...]] = {
     "extraction": ("si_snri_db", "sdri_db"),
@@ -61,19 +61,6 @@ class DatasetInfo:
 
 
 @dataclass(frozen=True)
-class SystemInfo:
-    """The scored system as its ``system.json`` describes it."""
-
-    name: str
-    tasks: tuple[str, ...]
-    channels: int
-    gcc_phat: bool | None  # None: the system.json did not say
-    description: str = ""
-    link: str | None = None
-    parameters: int | None = None
-
-
-@dataclass(frozen=True)
 class ResultsFile:
     """A checked ``results.json``: provenance, test set, system and the Table 1 metrics.
 
@@ -91,53 +78,8 @@ class ResultsFile:
     figures: tuple[Path, ...] = ()
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-_KINDS: Mapping[str, Callable[[Any], bool]] = {
-    "a string": lambda v: isinstance(v, str),
-    "a non-empty string": lambda v: isinstance(v, str) and bool(v.strip()),
-    "an integer": _is_int,
-    "a positive integer": lambda v: _is_int(v) and v > 0,
-    "a non-negative integer": lambda v: _is_int(v) and v >= 0,
-    "a finite number": _is_number,
-    "a boolean": lambda v: isinstance(v, bool),
-    "an object": lambda v: isinstance(v, dict),
-    "a non-empty list of positive integers": lambda v: isinstance(v, list)
-    and bool(v)
-    and all(_is_int(x) and x > 0 for x in v),
-    "a non-empty list of tasks (extraction, localization)": lambda v: isinstance(v, list)
-    and bool(v)
-    and all(x in TASKS for x in v),
-}
-
-
-class _Fields:
-    """Reads typed fields from nested JSON objects and collects every problem it meets."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def take(
-        self, block: Mapping[str, Any] | None, where: str, key: str, kind: str, *, nullable: bool = False
-    ) -> Any:
-        if block is None:  # the enclosing object was already reported
-            return None
-        if key not in block:
-            self.problems.append(f"{where}.{key} is missing")
-            return None
-        value = block[key]
-        if value is None and nullable:
-            return None
-        if not _KINDS[kind](value):
-            self.problems.append(f"{where}.{key} should be {kind}, not {json.dumps(value)[:40]}")
-            return None
-        return value
+class _Fields(Fields):
+    """The schema's field reader, plus the metric blocks only results.json has."""
 
     def stat(self, block: Mapping[str, Any] | None, where: str, key: str) -> Stat | None:
         """The metric, or ``None`` when it is malformed (reported) or has no scored item (``mean: null``)."""
@@ -209,23 +151,20 @@ def parse_results(data: Any, path: Path) -> ResultsFile:
         "sample_rate": fields.take(dataset_block, "dataset", "sample_rate", "a positive integer"),
     }
 
+    # The system block is system.json as evaluate checked it: the same schema checks it here.
     system_block = fields.take(data, "results", "system", "an object")
-    tasks = fields.take(system_block, "system", "tasks", "a non-empty list of tasks (extraction, localization)")
-    system_values = {
-        "name": fields.take(system_block, "system", "name", "a non-empty string"),
-        "channels": fields.take(system_block, "system", "channels", "a positive integer"),
-        "gcc_phat": fields.take(system_block, "system", "gcc_phat", "a boolean", nullable=True),
-        "description": fields.take(system_block, "system", "description", "a string", nullable=True) or "",
-        "link": fields.take(system_block, "system", "link", "a string", nullable=True) or None,
-        "parameters": fields.take(system_block, "system", "parameters", "a non-negative integer", nullable=True),
-    }
+    system = parse_system(system_block, "system", fields)
+    # A system block with another mistake still names its tasks: check their metrics too, so
+    # that every problem of the file is reported at once.
+    claimed = system_block.get("tasks") if system_block is not None else None
+    tasks = system.tasks if system is not None else tuple(t for t in TASKS if isinstance(claimed, list) and t in claimed)
 
     metrics_block = fields.take(data, "results", "metrics", "an object")
     overall = fields.take(metrics_block, "metrics", "overall", "an object")
     by_num_sources = fields.take(metrics_block, "metrics", "by_num_sources", "an object")
     metrics: dict[int, dict[str, Stat]] = {}
     num_sources = dataset_values["num_sources"] or []
-    metric_keys = [key for task in TASK_METRICS if task in (tasks or ()) for key in TASK_METRICS[task]]
+    metric_keys = [key for task in TASK_METRICS if task in tasks for key in TASK_METRICS[task]]
     for count in num_sources:
         block, where = (by_num_sources or {}).get(str(count)), f"metrics.by_num_sources.{count}"
         if block is None and len(num_sources) == 1:
@@ -242,16 +181,15 @@ def parse_results(data: Any, path: Path) -> ResultsFile:
 
     if fields.problems:
         raise LusebenchError(f"malformed results file {path}: " + "; ".join(fields.problems))
-    figures_dir = path.parent / "figures"
     return ResultsFile(
         path=path,
         lusebench_version=lusebench_version,
         git_commit=git_commit,
         created_utc=created_utc,
         dataset=DatasetInfo(fingerprint=fingerprint, **{**dataset_values, "num_sources": tuple(num_sources)}),
-        system=SystemInfo(tasks=tuple(tasks), **system_values),
+        system=system,
         metrics=metrics,
-        figures=tuple(sorted(figures_dir.glob("*.png"))) if figures_dir.is_dir() else (),
+        figures=_own_figures(path.parent),
     )
 
 
@@ -263,16 +201,18 @@ def load_results(path: Path) -> ResultsFile:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise LusebenchError(f"cannot read results file {path}: {error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise LusebenchError(
-            f"malformed results file {path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
-        ) from None
+        data = load_json(path, MAX_RESULTS_JSON_BYTES)
+    except LusebenchError as error:
+        raise LusebenchError(f"malformed results file: {error}") from None
     return parse_results(data, path)
+
+
+def _own_figures(folder: Path) -> tuple[Path, ...]:
+    """The PNG files in ``folder/figures`` that are regular files of the entry, not links out of it."""
+    figures_dir = folder / FIGURES_DIR
+    if figures_dir.is_symlink() or not figures_dir.is_dir():
+        return ()
+    return tuple(sorted(f for f in figures_dir.glob("*.png") if f.is_file() and not f.is_symlink()))
 
 
 def find_results(paths: Iterable[Path]) -> list[Path]:

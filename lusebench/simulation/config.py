@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from lusebench.errors import LusebenchError
 from lusebench.io import AudioFormat
+from lusebench.simulation.hrtf import MAX_SAMPLE_RATE
 from lusebench.simulation.rooms import RoomRanges
 
 Split = Literal["train", "val", "test"]
@@ -22,6 +25,8 @@ _ROOM_FIELDS = (
     "source_distance_range_m", "max_image_order",
 )
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
+# Seeds enter numpy's SeedSequence (non-negative) and the manifest's int64 seed column.
+MAX_SEED = 2**63 - 1
 # The split enters every rng key as a number so that train, val and test never share a stream.
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 
@@ -59,14 +64,17 @@ class SimulationConfig:
     max_image_order: int = RoomRanges.max_image_order
 
     def __post_init__(self) -> None:
+        _check_field_types(self)
         if self.num_sources < 2:
             raise LusebenchError(f"--sources must be at least 2 (a target and an interferer), got {self.num_sources}")
         if self.split not in SPLITS:
             raise LusebenchError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.num_mixtures < 1:
             raise LusebenchError(f"--num must be at least 1, got {self.num_mixtures}")
-        if self.sample_rate < 8000:
-            raise LusebenchError(f"sample rate must be at least 8000 Hz, got {self.sample_rate}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise LusebenchError(f"--seed must lie in [0, 2**63 - 1], got {self.seed}")
+        if not 8000 <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise LusebenchError(f"--sample-rate must lie in [8000, {MAX_SAMPLE_RATE}] Hz, got {self.sample_rate}")
         if not 0.1 <= self.duration_s <= 60.0:
             raise LusebenchError(f"--duration must lie in [0.1, 60] s, got {self.duration_s}")
         low, high = self.snr_range_db
@@ -118,8 +126,38 @@ class SimulationConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise LusebenchError(f"unknown simulation config field(s): {', '.join(unknown)}")
-        values = {key: tuple(float(v) for v in value) if isinstance(value, list) else value for key, value in data.items()}
+        # Lists become tuples as they are; the field check says what a wrong element should be.
+        values = {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
         return cls(**values)
+
+
+def _type_problem(value: Any, default: Any) -> str | None:
+    """What ``value`` should be, judged by the field's default, or None when it fits."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if isinstance(default, float):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return None if number else "a finite number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    if isinstance(default, tuple):
+        pair = isinstance(value, tuple) and len(value) == len(default)
+        return None if pair and all(_type_problem(v, d) is None for v, d in zip(value, default)) else (
+            f"a list of {len(default)} numbers"
+        )
+    raise TypeError(f"no type rule for a default of type {type(default).__name__}")
+
+
+def _check_field_types(config: SimulationConfig) -> None:
+    # A config.json is user data: "num_sources": "two" must be a one-line error, not a TypeError
+    # deep in a comparison; the defaults say what each field holds.
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        wanted = _type_problem(value, field.default)
+        if wanted is not None:
+            raise LusebenchError(f"simulation config field {field.name!r} must be {wanted}, got {json.dumps(value, default=repr)[:40]}")
 
 
 @dataclass(frozen=True)

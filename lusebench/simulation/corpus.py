@@ -70,16 +70,30 @@ class Corpus:
         return self._by_id[clip_id]
 
     def check(self, split: str) -> None:
-        """Open every clip of a split once, so a missing or corrupt file fails before any writing."""
-        for clip in self.split(split):
-            if clip.path is None:
-                continue
+        """Open every clip of a split once, so a missing or corrupt file fails before any writing.
+
+        Reading the header is not enough: a truncated FLAC has an intact header and failed only
+        when a mixture that used it was rendered. Seeking to the last frame and reading it finds
+        truncation at the cost of one block per file, not a full decode.
+        """
+        clips = self.split(split)
+        if clips[0].path is None:
+            # A Hugging Face column holds one type in every row: decoding the first clip finds a
+            # column of paths or text before anything is written.
+            self._decode(clips[0])
+            return
+        for clip in clips:
             if not clip.path.is_file():
                 raise LusebenchError(f"audio file not found: {clip.path} (clip {clip.clip_id})")
             try:
-                sf.info(clip.path)
-            except (sf.LibsndfileError, RuntimeError) as error:
-                raise LusebenchError(f"cannot decode audio file {clip.path}: {error}") from None
+                with sf.SoundFile(clip.path) as handle:
+                    if handle.frames < 1:
+                        raise LusebenchError(f"audio file {clip.path} holds no samples (clip {clip.clip_id})")
+                    handle.seek(handle.frames - 1)
+                    if len(handle.read(1)) != 1:
+                        raise RuntimeError("the last frame cannot be read")
+            except (sf.LibsndfileError, RuntimeError, ValueError) as error:
+                raise LusebenchError(f"cannot decode audio file {clip.path} (truncated or corrupt?): {error}") from None
 
     def audio(self, clip: Clip, sample_rate: int) -> np.ndarray:
         """The clip as mono float32 of shape (time,) at ``sample_rate``."""
@@ -199,7 +213,14 @@ def _clips_from_rows(table: pd.DataFrame, index: dict[str, Path], csv_path: Path
         captions.setdefault(youtube_id, [])
         if isinstance(caption, str) and caption.strip() and caption not in captions[youtube_id]:
             captions[youtube_id].append(caption.strip())
-        starts.setdefault(youtube_id, float(start_time))
+        if youtube_id not in starts:
+            try:
+                start = float(start_time)
+            except (TypeError, ValueError):
+                start = math.nan
+            if not math.isfinite(start):
+                raise LusebenchError(f"{csv_path}: start_time of {youtube_id!r} is not a number: {start_time!r}")
+            starts[youtube_id] = start
     clips: list[Clip] = []
     missing: list[str] = []
     for youtube_id, texts in captions.items():
@@ -264,8 +285,20 @@ def load_hf(
 
     def decode(clip: Clip) -> tuple[np.ndarray, int]:
         item = tables[split_of[clip]][clip.hf_index][audio_column]
-        audio = np.asarray(item["array"], dtype=np.float32)
-        return (audio[None] if audio.ndim == 1 else audio), int(item["sampling_rate"])
+        # A dataset is user data: an audio column of paths or text must be one line, not a traceback.
+        try:
+            audio = np.asarray(item["array"], dtype=np.float32)
+            rate = int(item["sampling_rate"])
+        except (TypeError, KeyError, IndexError, ValueError):
+            raise LusebenchError(
+                f"Hugging Face dataset {name_or_path!r}: column {audio_column!r} of clip {clip.clip_id} is not decoded "
+                f"audio (a dict with 'array' and 'sampling_rate'), got {type(item).__name__}"
+            ) from None
+        if audio.ndim not in (1, 2) or audio.size == 0 or rate < 1:
+            raise LusebenchError(
+                f"Hugging Face dataset {name_or_path!r}: clip {clip.clip_id} has audio of shape {audio.shape} at {rate} Hz"
+            )
+        return (audio[None] if audio.ndim == 1 else audio), rate
 
     return Corpus(name=f"hf:{name_or_path}", clips=clips, _decode=decode)
 

@@ -24,10 +24,14 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from lusebench.errors import LusebenchError
+from lusebench.io import atomic_write
 
 log = logging.getLogger(__name__)
 
 KEMAR_FILE = "MIT_KEMAR_normal_pinna.sofa"
+# Above the highest rate of common audio hardware a "rate" is a typo, and would allocate
+# resampling filters of its length (100 GHz asked for 149 GiB before this bound).
+MAX_SAMPLE_RATE = 192_000
 # A measured direction counts as horizontal within this elevation; KEMAR's ring is exactly 0 deg.
 _HORIZONTAL_TOLERANCE_DEG = 2.5
 # Onsets are found on an 8x upsampled IR, so delays resolve to 1/8 sample.
@@ -144,6 +148,14 @@ def read_sofa(spec: str | Path) -> SofaHrirs:
         raise LusebenchError(f"cannot read SOFA file {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
     if data_ir.ndim != 3 or data_ir.shape[1] != 2:
         raise LusebenchError(f"SOFA file {path} is not a binaural HRIR set (Data.IR shape {data_ir.shape})")
+    if rate <= 0:
+        raise LusebenchError(f"SOFA file {path} has sample rate {rate} Hz; it must be positive")
+    if not np.isfinite(data_ir).all():
+        raise LusebenchError(f"SOFA file {path} holds NaN or Inf in its impulse responses")
+    # Silent responses would render every mixture silent, and every metric on it undefined.
+    silent = ~np.any(data_ir, axis=-1)  # (M, 2)
+    if silent.all():
+        raise LusebenchError(f"SOFA file {path} holds only all-zero impulse responses")
     if position_type != "spherical":
         positions = _cartesian_to_spherical(positions)
     left, right = _ear_order(receivers)
@@ -170,6 +182,8 @@ def load_hrtf(spec: str | Path, sample_rate: int, sofa: SofaHrirs | None = None)
         LusebenchError: when the file is missing, unreadable, not an HRIR set, or has fewer than
             four directions near zero elevation.
     """
+    if not 1 <= sample_rate <= MAX_SAMPLE_RATE:
+        raise LusebenchError(f"sample rate must lie in [1, {MAX_SAMPLE_RATE}] Hz, got {sample_rate}")
     sofa = read_sofa(spec) if sofa is None else sofa
     path, positions = sofa.path, sofa.positions
     elevation = positions[:, 1]
@@ -236,6 +250,11 @@ def plot_itd_ild(hrtf: HrtfSet, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    path = Path(path)
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise LusebenchError(f"--plot {path}: unknown file type {path.suffix!r}; use one of .{', .'.join(sorted(formats))}")
     itd, ild = itd_ild(hrtf)
     fig, (ax_itd, ax_ild) = plt.subplots(2, 1, figsize=(3.5, 4.0), sharex=True, constrained_layout=True)
     ax_itd.plot(hrtf.azimuths_deg, itd * 1e6, marker=".")
@@ -247,6 +266,10 @@ def plot_itd_ild(hrtf: HrtfSet, path: Path) -> None:
     ax_itd.set_title(hrtf.identity.split("#")[0], fontsize=8)
     for ax in (ax_itd, ax_ild):
         ax.grid(alpha=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=path.suffix.lower().lstrip(".")))
+    except OSError as error:
+        raise LusebenchError(f"cannot write --plot {path}: {error.strerror or error}") from None
+    finally:
+        plt.close(fig)

@@ -34,7 +34,15 @@ from lusebench import __version__
 from lusebench.allocator import retain_freed_memory
 from lusebench.errors import LusebenchError
 from lusebench.fingerprint import PROTOCOL_VERSION
-from lusebench.io import atomic_write, encode_audio, read_audio, sha256_file, write_bytes, write_json
+from lusebench.io import (
+    atomic_write,
+    encode_audio,
+    read_audio,
+    remove_stale_temporaries,
+    sha256_file,
+    write_bytes,
+    write_json,
+)
 from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SCHEMA_VERSION, SimulationConfig
 from lusebench.simulation.corpus import Corpus, distinct_captions, open_corpus
@@ -47,6 +55,8 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.parquet"
 _ROWS = ".rows"
+# A live temporary is written within seconds; one untouched for ten minutes belongs to a dead run.
+_STALE_AFTER_S = 600.0
 
 _F64 = pa.float64()
 _FLOATS = pa.list_(pa.float64())
@@ -208,10 +218,12 @@ def _marker(out: Path, mixture_id: str) -> Path:
 
 
 def _read_marker(out: Path, mixture_id: str) -> dict[str, Any] | None:
+    """The row a marker holds, or None when absent or damaged (the mixture is then rendered again)."""
     try:
-        return json.loads(_marker(out, mixture_id).read_text())
-    except (json.JSONDecodeError, OSError):
+        row = json.loads(_marker(out, mixture_id).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
         return None
+    return row if isinstance(row, dict) else None
 
 
 def _finished_row(out: Path, mixture_id: str) -> dict[str, Any] | None:
@@ -221,6 +233,8 @@ def _finished_row(out: Path, mixture_id: str) -> dict[str, Any] | None:
         return None
     for key, value in row.items():
         if key.endswith("_path"):
+            if not isinstance(value, str):
+                return None
             path = out / value
             if not path.is_file() or sha256_file(path) != row.get(key[: -len("_path")] + "_sha256"):
                 return None
@@ -245,17 +259,33 @@ def _render_one(index: int) -> str:
     return "written"
 
 
+def _read_config_json(config_path: Path) -> dict[str, Any]:
+    """A set's config.json as stored; one line when it is damaged."""
+    try:
+        stored = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise LusebenchError(f"cannot read {config_path}: {error}") from None
+    if not isinstance(stored, dict):
+        raise LusebenchError(f"{config_path} must hold a JSON object")
+    return stored
+
+
+def _config_fields(stored: dict[str, Any]) -> dict[str, Any]:
+    """The config fields of a stored config.json, without the version stamps."""
+    return {k: v for k, v in stored.items() if k not in ("schema_version", "lusebench_version")}
+
+
 def _prepare_folder(out: Path, config: SimulationConfig) -> bool:
     """Create or re-open the output folder; return True if this call created it."""
     config_path = out / CONFIG_FILE
     if config_path.is_file():
-        stored = json.loads(config_path.read_text())
+        stored = _read_config_json(config_path)
         if stored.get("schema_version") != SCHEMA_VERSION:
             raise LusebenchError(
                 f"{out} holds a set of schema {stored.get('schema_version')} (this lusebench writes "
                 f"{SCHEMA_VERSION}); choose another --out"
             )
-        stored_config = {k: v for k, v in stored.items() if k not in ("schema_version", "lusebench_version")}
+        stored_config = _config_fields(stored)
         if stored_config != config.to_dict():
             differing = sorted(k for k in config.to_dict() if stored_config.get(k) != config.to_dict()[k])
             raise LusebenchError(
@@ -356,6 +386,9 @@ def simulate(
     inputs = _open_inputs(config, bank_dir)  # fails early on a bad corpus or SOFA file
     inputs[0].check(config.split)
     created = _prepare_folder(out, config)
+    removed = remove_stale_temporaries(out, _STALE_AFTER_S)
+    if removed:
+        log.info("removed %d temporary file(s) that an interrupted run left in %s", removed, out)
     start = time.perf_counter()
     indices = list(range(shard.index, config.num_mixtures, shard.count))
     counts = {"written": 0, "skipped": 0}
@@ -387,8 +420,7 @@ def load_config(data_dir: Path | str) -> SimulationConfig:
     path = Path(data_dir) / CONFIG_FILE
     if not path.is_file():
         raise LusebenchError(f"{data_dir} is not a lusebench dataset folder (no {CONFIG_FILE})")
-    stored = json.loads(path.read_text())
-    return SimulationConfig.from_dict({k: v for k, v in stored.items() if k not in ("schema_version", "lusebench_version")})
+    return SimulationConfig.from_dict(_config_fields(_read_config_json(path)))
 
 
 def load_manifest(data_dir: Path | str) -> pd.DataFrame:
@@ -396,7 +428,10 @@ def load_manifest(data_dir: Path | str) -> pd.DataFrame:
     path = Path(data_dir) / MANIFEST_FILE
     if not path.is_file():
         raise LusebenchError(f"{data_dir} has no {MANIFEST_FILE}: render it with `lusebench simulate` first")
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise LusebenchError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
 
 
 # A correct copy of a set differs from a fresh rendering by float32 rounding (the CPU's FFT kernels,

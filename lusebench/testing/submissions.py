@@ -122,7 +122,7 @@ def malform(submission: Path, problem: Malformation) -> str:
         return "doa.csv must have exactly the columns mixture_id, azimuth_deg"
     if problem == "bad_likelihood":
         np.save(submission / DOA_LIKELIHOOD, np.zeros((2, 10)))
-        return "doa_likelihood.npy must be a numeric array of shape"
+        return "doa_likelihood.npy must be a real-valued array of shape"
     if problem == "no_system":
         (submission / SYSTEM_FILE).unlink()
         return "system.json is missing"

@@ -123,7 +123,7 @@ class _KillsItsWorker(ItemJob):
 
 
 def test_a_dead_worker_is_a_one_line_error():
-    job = _KillsItsWorker("m0", Path("mix.flac"), Path("target.flac"), 8000, 16000, Path("est.wav"), None, 0.0, True)
+    job = _KillsItsWorker("m0", Path("mix.flac"), Path("target.flac"), "0" * 64, "0" * 64, 8000, 16000, Path("est.wav"), None, 0.0, True)
     with pytest.raises(LusebenchError, match="worker process died") as error:
         _run_jobs([job, job], workers=2, progress=False)
     assert "\n" not in str(error.value)

@@ -263,8 +263,10 @@ def test_markdown_shows_paper_and_measured_tables(board):
     assert "| 9 | LuSeeL° | Both | ✗ | 2 | **13.3** | **14.2** | 75.1 | 17.2 |" in text
     best_row = "| 1 | luseel | Both | ✓ | 2 | **12.3 ± 0.5** | **11.0 ± 0.5** | **50.0 ± 0.5** | **20.0 ± 0.5** |"
     assert best_row in text
-    assert "| 2 | <b>t\\|htdemucs</b> | Extraction | ✗ | 1 | 6.0 ± 0.5 | **11.0 ± 0.5** | - | - |" in text
-    assert "lusebench 0.1.0, commit `0123456789ab`, test set `" + "0" * 64 + "`, scored 2026-11-28" in text
+    # A stranger's name is text, never HTML: a viewer rendering the Markdown shows it literally.
+    assert "| 2 | &lt;b&gt;t\\|htdemucs&lt;/b&gt; | Extraction | ✗ | 1 | 6.0 ± 0.5 | **11.0 ± 0.5** | - | - |" in text
+    assert "<b>" not in text
+    assert "lusebench 0.1.0, commit 0123456789ab, test set `" + "0" * 64 + "`, scored 2026-11-28" in text
     assert "javascript:" not in text
     (figure_link,) = re.findall(r"\[fig2\]\(([^)]+)\)", text)
     assert (board.markdown.parent / figure_link).read_bytes()[:4] == b"\x89PNG"
@@ -273,9 +275,12 @@ def test_markdown_shows_paper_and_measured_tables(board):
 def test_html_is_self_contained_and_escaped(board):
     page = board.html.read_text()
     assert "<script src" not in page and "<link" not in page and "@import" not in page
+    # Figures are files beside the page, loaded when their cell is opened, not inlined.
     sources = re.findall(r'src="([^"]+)"', page)
-    assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
-    assert re.findall(r'href="([^"]+)"', page) == ["https://example.org/fake-system"]  # javascript: link dropped
+    assert sources and all(src.startswith("figures/") for src in sources) and "base64" not in page
+    assert all((board.html.parent / src).read_bytes()[:4] == b"\x89PNG" for src in sources)
+    links = re.findall(r'href="([^"]+)"', page)
+    assert [link for link in links if not link.startswith("figures/")] == ["https://example.org/fake-system"]  # javascript: dropped
     assert "<b>t|htdemucs</b>" not in page and "&lt;b&gt;t|htdemucs&lt;/b&gt;" in page
     assert page.count('<table class="leaderboard paper"') == 2
     assert page.count('<table class="leaderboard measured"') == 1
@@ -320,7 +325,7 @@ def test_what_the_evaluator_writes_for_unknowns_is_accepted(tmp_path):
     data["system"]["parameters"] = None
     data["metrics"]["by_num_sources"]["3"]["doa_mae_deg"] = {"mean": None, "ci95": None, "n": 0}
     results = parse_results(data, tmp_path / "results.json")
-    assert results.system.gcc_phat is None and results.system.link is None
+    assert results.system.gcc_phat is None and results.system.link == ""
     assert "doa_mae_deg" not in results.metrics[3] and "si_snri_db" in results.metrics[3]
     (table,) = build_tables([results])
     assert table.best(COLUMNS[3]) is None
@@ -350,3 +355,27 @@ def test_committed_entries_ship_inside_the_package():
     # pyproject's package-data covers lusebench/leaderboard/entries/**, so a wheel carries them.
     assert DEFAULT_ENTRIES.parts[-3:] == ("lusebench", "leaderboard", "entries")
     assert len(list(DEFAULT_ENTRIES.rglob("results.json"))) >= 6
+
+
+def test_only_regular_png_figures_of_the_entry_are_published(tmp_path):
+    # A figure symlinked to /etc/passwd was inlined into index.html.
+    entry = write_fake_results(tmp_path / "res" / "a", system="a", figures=["fig2"]).parent
+    (entry / "figures" / "fig3.png").symlink_to("/etc/passwd")
+    (entry / "figures" / "fig4.png").write_bytes(b"<svg onload=alert(1)>")
+    board = build_leaderboard([tmp_path / "res"], tmp_path / "site", include_paper=False)
+    page = board.html.read_text()
+    assert re.findall(r'src="([^"]+)"', page) == [re.search(r'src="(figures/[0-9a-f]{16}/fig2\.png)"', page)[1]]
+    published = sorted(p.name for p in (tmp_path / "site" / "figures").rglob("*") if p.is_file())
+    assert published == ["fig2.png"] and "root:" not in page
+
+
+def test_the_schema_refuses_what_evaluate_refuses(tmp_path):
+    data = fake_results()
+    data["system"]["channels"] = True  # accepted by evaluate and refused here before one schema served both
+    with pytest.raises(LusebenchError, match="system.channels should be 1 or 2"):
+        parse_results(data, tmp_path / "results.json")
+    deep = tmp_path / "deep" / "results.json"
+    deep.parent.mkdir()
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(LusebenchError, match="nested too deeply"):
+        build_leaderboard([deep], tmp_path / "site")
