@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,10 @@ class BackboneConfig:
         transformer_heads: attention heads.
         transformer_ffn: feed-forward hidden size.
         dropout: dropout in the transformer.
+        spectral_output: ``direct`` (HTDemucs' complex-as-channels: the spectral decoder predicts
+            the target's STFT; paper preset) or ``mask`` (it predicts a complex ratio mask that
+            multiplies the mixture's STFT, which can still correct the phase per bin; the small
+            preset, see docs/small-preset.md).
     """
 
     audio_channels: int = 2
@@ -76,6 +81,7 @@ class BackboneConfig:
     transformer_heads: int = 8
     transformer_ffn: int = 2048
     dropout: float = 0.0
+    spectral_output: Literal["direct", "mask"] = "direct"
 
     def spectral_rows(self) -> int:
         """Frequency rows left after the spectral encoder (paper: 2048 / 4**4 = 8)."""
@@ -96,6 +102,14 @@ def _sinusoid(positions: torch.Tensor, dim: int) -> torch.Tensor:
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=positions.device) / max(half, 1))
     angles = positions[:, None].float() * freqs[None]
     return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def _complex_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Bin-wise complex product of two complex-as-channels tensors (B, 2C, F, T), (real, imag) per channel."""
+    batch, ch2, bins, frames = a.shape
+    ar, ai = a.reshape(batch, ch2 // 2, 2, bins, frames).unbind(2)
+    br, bi = b.reshape(batch, ch2 // 2, 2, bins, frames).unbind(2)
+    return torch.stack([ar * br - ai * bi, ar * bi + ai * br], dim=2).reshape(batch, ch2, bins, frames)
 
 
 class FiLM(nn.Module):
@@ -300,7 +314,7 @@ class HybridBackbone(nn.Module):
         std = mixture.std(dim=(1, 2), keepdim=True) + 1e-5
         x = (mixture - mean) / std
 
-        spec = self._stft(x)  # (B, 2C, nfft/2, frames)
+        spec = mixture_spec = self._stft(x)  # (B, 2C, nfft/2, frames)
         unit = c.stride**c.depth
         padded = math.ceil(length / unit) * unit
         wave = F.pad(x, (0, padded - length))  # (B, C, padded)
@@ -345,6 +359,8 @@ class HybridBackbone(nn.Module):
         ):
             spec = spec_layer(spec, spec_skip)
             wave = time_layer(wave, time_skip)
+        if c.spectral_output == "mask":
+            spec = _complex_product(spec.float(), mixture_spec)
         out = self._istft(spec, length) + wave[..., :length].float()
         # The mixture's DC offset belongs to no source: rescale only.
         return BackboneOutput(out * std, tuple(spectral_layers))
