@@ -387,6 +387,38 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_replicate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "replicate",
+        help="train, infer and evaluate all five systems on a fixed test set: the paper's Table 1 at a scale",
+        description="Render the fixed test-Nsrc set and a val set, then train-baseline -> infer -> evaluate "
+        "each system (each stage skipped when its output is complete, so a second run resumes), and build "
+        "the leaderboard page of the results. The small preset fits a 2-core CPU (~20 min per system).",
+    )
+    p.add_argument("--sources", type=int, choices=[2, 3], default=2, help="sources per mixture (default 2)")
+    p.add_argument("--preset", choices=["paper", "small", "tiny"], default="small", help="model and recipe size (default small)")
+    p.add_argument("--out", type=Path, required=True, help="folder for data/, runs/, submissions/, results/, logs/, site/ (required)")
+    p.add_argument("--systems", nargs="+", help="a subset of the five systems (default all)")
+    p.add_argument("--jobs", type=int, default=1, help="systems processed at once, each with cores/jobs threads (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="training seed of every system (default 0)")
+    p.add_argument("--test-data", type=Path, help="score on this rendered set instead of the fixed test-Nsrc")
+    p.add_argument("--eval-workers", type=int, default=1, help="scoring processes per evaluate (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_replicate)
+
+
+def _run_replicate(args: argparse.Namespace) -> int:
+    from lusebench.replicate import SYSTEM_ORDER, ReplicateConfig, replicate
+
+    config = ReplicateConfig(
+        num_sources=args.sources, preset=args.preset, systems=tuple(args.systems or SYSTEM_ORDER), jobs=args.jobs,
+        seed=args.seed, test_data=args.test_data, eval_workers=args.eval_workers,
+    )
+    page = replicate(config, args.out, progress=not args.no_progress)
+    print(f"leaderboard: {page}")
+    return 0
+
+
 _PARSERS = [
     _add_demo_parser,
     _add_simulate_parser,
@@ -394,6 +426,7 @@ _PARSERS = [
     _add_systems_parser,
     _add_train_parser,
     _add_infer_parser,
+    _add_replicate_parser,
     _add_evaluate_parser,
     _add_reference_parser,
     _add_figures_parser,

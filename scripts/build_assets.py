@@ -728,7 +728,7 @@ def write_docs(out: Path, rows_by_split: dict[str, list[Row]], excluded: list[tu
         "",
         "## Left out",
         "",
-        "Clips shorter than 0.5 s after trimming, or silent:",
+        "Clips shorter than 0.5 s after trimming, silent, or the same recording as a clip kept:",
         "",
         *(f"- {source} `{name}`: {why}" for source, name, why in excluded),
         "",
@@ -808,6 +808,9 @@ def build(out: Path, work: Path) -> None:
     audio_dir.mkdir(parents=True)
     rows: list[Row] = []
     excluded: list[tuple[str, str, str]] = []
+    # The same recording shipped twice under two names (OpenSFX's "Wind" and "Heavy wind") would
+    # be two clips with two captions for one sound: the first name keeps it.
+    first_by_audio: dict[bytes, str] = {}
     for clip in tqdm(sources, desc="condition"):
         key = (clip.source, clip.original_name)
         used.add(key)
@@ -816,6 +819,11 @@ def build(out: Path, work: Path) -> None:
         if len(audio) < round(MIN_DURATION_S * SAMPLE_RATE):
             excluded.append((clip.source, clip.original_name, f"{len(audio) / SAMPLE_RATE:.2f} s after trimming"))
             continue
+        digest = hashlib.sha256(np.ascontiguousarray(audio).tobytes()).digest()
+        if digest in first_by_audio:
+            excluded.append((clip.source, clip.original_name, f"the same recording as `{first_by_audio[digest]}`"))
+            continue
+        first_by_audio[digest] = clip.original_name
         youtube_id = f"{clip.source}-{clip.index:03d}"
         atomic_write_bytes(audio_dir / f"{youtube_id}.flac", flac_bytes(audio))
         rows.append(

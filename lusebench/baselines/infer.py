@@ -86,6 +86,7 @@ def infer(
     if likelihoods:
         write_doa_likelihood(out, np.concatenate(likelihoods).astype(np.float32))
         write_doa_csv(out, azimuths)
+    recipe = payload["train_config"]
     tasks = tuple(task for task, on in (("extraction", config.extraction), ("localization", config.localization)) if on)
     write_system_json(
         out,
@@ -93,8 +94,9 @@ def infer(
             name=f"{config.name} ({payload['train_config'].get('preset', 'paper')})",
             tasks=tasks,
             parameters=parameter_count(model),
-            description=f"{SYSTEMS[config.name].paper_name} trained with lusebench {payload['lusebench_version']}, "
-            f"step {payload['step']}",
+            description=f"{SYSTEMS[config.name].paper_name} trained with lusebench {payload['lusebench_version']}: "
+            f"{recipe.get('preset', 'paper')} preset, {recipe.get('num_sources')} sources, corpus {recipe.get('corpus')}, "
+            f"text encoder {config.text.encoder}, {payload['step']} steps on {payload.get('device', 'an unrecorded device')}",
             channels=1 if config.input_channels == 1 else 2,
             gcc_phat=config.gcc is not None and config.localization,
         ),

@@ -302,7 +302,8 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     return payload
 
 
-def _val_config(config: TrainConfig, sample_rate: int, duration_s: float) -> SimulationConfig:
+def val_simulation_config(config: TrainConfig, sample_rate: int, duration_s: float) -> SimulationConfig:
+    """The val set a run renders for itself: the fixed val-Nsrc seed at the clip length the model takes."""
     benchmark = BENCHMARK_SETS[f"val-{config.num_sources}src"] if config.num_sources in (2, 3) else None
     seed = benchmark.seed if benchmark else 1000 + config.num_sources
     return SimulationConfig(
@@ -526,7 +527,7 @@ def _train(
     sample_rate, clip_samples = model.config.sample_rate, model.config.clip_samples
     duration_s = clip_samples / sample_rate
 
-    val_config = _val_config(config, sample_rate, duration_s)
+    val_config = val_simulation_config(config, sample_rate, duration_s)
     val_set = None if val_data is None else _open_val_set(Path(val_data), config, sample_rate, clip_samples)
     earlier = [] if resume else _earlier_run(out, force, val_config if val_data is None else None)
     if ddp.world > 1:
@@ -591,6 +592,7 @@ def _train(
             "step": step,
             "epoch": at_epoch,
             "position": next_position,
+            "device": device.type,
         }
 
     metrics_path = out / "metrics.jsonl"

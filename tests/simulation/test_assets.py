@@ -125,6 +125,18 @@ def test_sha256sums_match_the_audio_files():
         assert hashlib.sha256((MINICAPS / name).read_bytes()).hexdigest() == digest, name
 
 
+def test_no_recording_is_in_the_corpus_twice():
+    # opensfx-052 and opensfx-057 were one recording under two names and two captions.
+    import soundfile as sf
+
+    seen: dict[str, str] = {}
+    for path in sorted((MINICAPS / "audio").glob("*.flac")):
+        audio, _ = sf.read(path, dtype="int16")
+        digest = hashlib.sha256(audio.tobytes()).hexdigest()
+        assert digest not in seen, f"{path.name} holds the same samples as {seen.get(digest)}"
+        seen[digest] = path.name
+
+
 def test_licences_and_readme_are_present(splits):
     licences = (MINICAPS / "LICENSES.md").read_text(encoding="utf-8")
     for rows in splits.values():

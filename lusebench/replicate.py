@@ -1,0 +1,132 @@
+"""The paper's Table 1 at a chosen scale, in one command: train, infer, evaluate all five systems.
+
+``lusebench replicate --sources 2 --preset small --out runs/table1-small`` renders the fixed
+``test-{N}src`` set and one shared val set at the preset's clip length, then for every system runs
+``train-baseline`` -> ``infer`` (over the 10 s test mixtures, windowed) -> ``evaluate`` as
+separate processes, ``jobs`` systems at a time, and builds the leaderboard of the results.
+
+Every stage is skipped when its output is complete (a finished run, a submission with its
+``system.json``, which ``infer`` writes last, a ``results.json``), so an interrupted replication
+resumes where it stopped, and a run already trained by hand is reused. Systems are independent
+and each is seeded, so ``jobs`` changes the wall time, not the numbers. Model selection uses
+the val set only; the test set is read by ``infer`` and ``evaluate`` alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from lusebench.errors import LusebenchError
+from lusebench.leaderboard import build_leaderboard
+from lusebench.simulation.config import BENCHMARK_SETS
+from lusebench.simulation.writer import simulate
+
+log = logging.getLogger(__name__)
+
+SYSTEM_ORDER = ("t-htdemucs", "mlp-gcc", "luseel-extract", "luseel-nogcc", "luseel")
+
+
+@dataclass(frozen=True)
+class ReplicateConfig:
+    """One replication of Table 1.
+
+    Attributes:
+        num_sources: 2 or 3 (the fixed test sets).
+        preset: model and recipe size of every system.
+        systems: which systems, in order.
+        jobs: systems trained and scored at once, each in its own process with
+            ``cpu_count // jobs`` threads.
+        seed: training seed of every system.
+        test_data: a rendered test set to score on; the fixed ``test-{N}src`` when None.
+        eval_workers: scoring processes of each ``evaluate``.
+    """
+
+    num_sources: int = 2
+    preset: str = "small"
+    systems: tuple[str, ...] = SYSTEM_ORDER
+    jobs: int = 1
+    seed: int = 0
+    test_data: Path | None = None
+    eval_workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.num_sources not in (2, 3):
+            raise LusebenchError(f"--sources must be 2 or 3 (the fixed test sets), got {self.num_sources}")
+        unknown = [s for s in self.systems if s not in SYSTEM_ORDER]
+        if unknown or not self.systems:
+            raise LusebenchError(f"unknown system(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SYSTEM_ORDER)}")
+        if self.jobs < 1 or self.eval_workers < 1:
+            raise LusebenchError(f"--jobs and --eval-workers must be at least 1, got {self.jobs} and {self.eval_workers}")
+
+
+def _stage(command: list[str], log_path: Path, threads: int) -> None:
+    """Runs one ``lusebench`` stage as a process; its output goes to ``log_path``."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as handle:
+        code = subprocess.call([sys.executable, "-m", "lusebench.cli", *command], stdout=handle, stderr=subprocess.STDOUT, env=env)
+    if code != 0:
+        raise LusebenchError(f"`lusebench {command[0]}` failed (exit {code}); see {log_path}")
+
+
+def _pipeline(system: str, config: ReplicateConfig, out: Path, val: Path, test: Path, threads: int) -> Path:
+    run, submission, results = out / "runs" / system, out / "submissions" / system, out / "results" / system
+    logs = out / "logs"
+    if not (run / "last.pt").is_file():
+        train = ["train-baseline", "--system", system, "--sources", str(config.num_sources), "--preset", config.preset,
+                 "--seed", str(config.seed), "--val-data", str(val), "--out", str(run), "--no-progress"]
+    else:  # a run folder from before: finish it if it was cut short, else nothing to do
+        train = ["train-baseline", "--system", system, "--sources", str(config.num_sources), "--preset", config.preset,
+                 "--val-data", str(val), "--out", str(run), "--resume", "--no-progress"]
+    log.info("%s: training (log %s)", system, logs / f"{system}.train.log")
+    _stage(train, logs / f"{system}.train.log", threads)
+    best = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+    if not (submission / "system.json").is_file():
+        log.info("%s: inference on %s", system, test)
+        _stage(["infer", "--checkpoint", str(best), "--data", str(test), "--out", str(submission), "--no-progress"],
+               logs / f"{system}.infer.log", threads)
+    if not (results / "results.json").is_file():
+        log.info("%s: evaluation", system)
+        _stage(["evaluate", str(submission), "--data", str(test), "--out", str(results), "--workers",
+                str(config.eval_workers), "--no-progress"], logs / f"{system}.evaluate.log", threads)
+    return results / "results.json"
+
+
+def replicate(config: ReplicateConfig, out: Path | str, progress: bool = True) -> Path:
+    """Trains, infers, evaluates every system of ``config`` into ``out`` and builds ``out/site``.
+
+    Returns:
+        The leaderboard page.
+
+    Raises:
+        LusebenchError: a stage failed (its log is named), or a bad configuration.
+    """
+    from lusebench.baselines.systems import system_config
+    from lusebench.baselines.train import TrainConfig, val_simulation_config
+
+    out = Path(out)
+    test = config.test_data
+    if test is None:
+        name = f"test-{config.num_sources}src"
+        test = out / "data" / name
+        simulate(BENCHMARK_SETS[name].config(), test, progress=progress)
+    model = system_config(config.systems[0], config.preset)  # every system of a preset has the same clips
+    recipe = TrainConfig.for_preset(config.preset, system=config.systems[0], num_sources=config.num_sources)
+    val = out / "data" / f"val-{config.num_sources}src-{model.clip_samples}"
+    simulate(val_simulation_config(recipe, model.sample_rate, model.clip_samples / model.sample_rate), val, progress=progress)
+
+    threads = max(1, (os.cpu_count() or 1) // config.jobs)
+    with ThreadPoolExecutor(config.jobs) as pool:
+        futures = [pool.submit(_pipeline, system, config, out, val, test, threads) for system in config.systems]
+        results = [future.result() for future in futures]
+    board = build_leaderboard(results, out / "site")
+    return board.html
+
+
+__all__ = ["ReplicateConfig", "SYSTEM_ORDER", "replicate"]
