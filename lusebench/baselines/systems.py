@@ -313,7 +313,9 @@ def system_from_checkpoint_dict(checkpoint: dict[str, Any]) -> BaselineSystem:
 # clip (1 s) so a system has well under 1M parameters and trains a step on CPU in a blink; its
 # text encoder is the random tiny T5, so it tests the plumbing, not learning. The small preset
 # is sized to learn on a 2-core CPU in about 20 minutes (docs/small-preset.md has the sweep that
-# chose it): the same 1 s clips, 4x the widths, and the real (offline) MiniLM text encoder.
+# chose it): the same 1 s clips, 4x the widths, the real (offline) MiniLM text encoder, and a
+# complex-mask spectral output, which reached the mixture's SI-SNR in a quarter of the steps that
+# direct prediction needed.
 TINY_CLIP_SAMPLES = 16000
 _TINY_BACKBONE = BackboneConfig(
     channels=8, nfft=1024, hop_length=256, transformer_dim=32, transformer_heads=2, transformer_ffn=64
@@ -323,7 +325,8 @@ _TINY_GCC = GccPhatConfig(nfft=512, hop_length=256, segments=2)
 _TINY_DOA = DoAConfig(layer_tokens_out=8, fdoa_hidden=(32, 16), decoder_hidden=64, decoder_layers=3)
 SMALL_CLIP_SAMPLES = 16000
 _SMALL_BACKBONE = BackboneConfig(
-    channels=16, nfft=1024, hop_length=256, transformer_dim=128, transformer_heads=4, transformer_ffn=256
+    channels=16, nfft=1024, hop_length=256, transformer_dim=128, transformer_heads=4, transformer_ffn=256,
+    spectral_output="mask",
 )
 _SMALL_TEXT = TextConfig(encoder="minilm", adapter_dim=128, adapter_layers=2, adapter_heads=2, adapter_ffn=256)
 _SMALL_GCC = GccPhatConfig(segments=4)
