@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lusebench.baselines.text import minilm_path
 from lusebench.baselines.train import TrainConfig, train
 from lusebench.cli import main
 from lusebench.simulation.config import SimulationConfig
@@ -220,6 +221,13 @@ def short_val(tmp_path_factory) -> Path:
         (["--max-steps", "-5"], "--max-steps must be at least 1"),
         (["--epoch-size", "0"], "--epoch-size must be at least 1"),
         (["--resume", "--force"], "choose one"),
+        (["--lr", "0"], "--lr must be a positive number"),
+        (["--lr=-1e-3"], "--lr must be a positive number"),
+        (["--lr", "nan"], "--lr must be a positive number"),
+        (["--warmup-steps=-1"], "--warmup-steps must be 0 or more"),
+        (["--text-model", "/nowhere"], "goes with --text-encoder t5"),
+        (["--text-encoder", "t5", "--text-model", "/nowhere/t5"], "not found locally"),
+        (["--text-encoder", "t5", "--text-model", str(minilm_path())], "not a T5"),
     ],
 )
 def test_bad_train_arguments_give_one_line_and_write_nothing(extra, message, tmp_path, capsys):

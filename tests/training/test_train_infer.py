@@ -61,6 +61,32 @@ def test_every_system_runs_the_whole_loop(system, data, val, tmp_path):
     assert system_json["name"] in board.html.read_text()
 
 
+def test_a_t5_from_a_local_folder_trains_is_recorded_and_serves_infer(data, val, tmp_path):
+    from lusebench.testing.text import make_tiny_t5_folder
+
+    t5 = make_tiny_t5_folder(tmp_path / "my-t5")
+    run = tmp_path / "run"
+    args = ["train-baseline", "--system", "luseel-extract", "--sources", "2", "--preset", "tiny", "--batch-size", "2",
+            "--epoch-size", "4", "--max-epochs", "1", "--val-data", str(val), "--out", str(run), "--no-progress",
+            "--text-encoder", "t5", "--text-model", str(t5)]
+    assert main(args) == 0
+    text = torch.load(run / "last.pt", weights_only=True)["model"]["config"]["text"]
+    assert (text["encoder"], text["encoder_name"]) == ("t5", str(t5))
+    submission = infer(run / "best.pt", data, tmp_path / "submission", progress=False)
+    assert "text encoder t5" in json.loads((submission / "system.json").read_text())["description"]
+
+
+def test_a_model_trained_on_1s_clips_scores_a_10s_set(val, tmp_path):
+    from lusebench.benchmark.evaluate import evaluate
+
+    long = tmp_path / "test-10s"
+    simulate(SimulationConfig(num_sources=2, num_mixtures=2, seed=3, duration_s=10.0), long, progress=False)
+    best = train(_tiny("luseel"), tmp_path / "run", val_data=val, progress=False)
+    submission = infer(best, long, tmp_path / "submission", progress=False)
+    overall = evaluate(submission, long, workers=1, progress=False, figures=False).summary["metrics"]["overall"]
+    assert overall["si_snri_db"]["n"] == 2 and overall["doa_mae_deg"]["n"] == 2
+
+
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(val, tmp_path):
     config = _tiny("luseel", epoch_mixtures=8, max_epochs=2)  # 4 steps per epoch, 8 in all
     train(config, tmp_path / "straight", val_data=val, progress=False)
