@@ -14,10 +14,12 @@ the val set only; the test set is read by ``infer`` and ``evaluate`` alone.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,14 +67,16 @@ class ReplicateConfig:
             raise LusebenchError(f"--jobs and --eval-workers must be at least 1, got {self.jobs} and {self.eval_workers}")
 
 
-def _stage(command: list[str], log_path: Path, threads: int) -> None:
-    """Runs one ``lusebench`` stage as a process; its output goes to ``log_path``."""
+def _stage(command: list[str], log_path: Path, threads: int) -> float:
+    """Runs one ``lusebench`` stage as a process (output to ``log_path``); returns its wall seconds."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     with open(log_path, "a") as handle:
         code = subprocess.call([sys.executable, "-m", "lusebench.cli", *command], stdout=handle, stderr=subprocess.STDOUT, env=env)
     if code != 0:
         raise LusebenchError(f"`lusebench {command[0]}` failed (exit {code}); see {log_path}")
+    return time.perf_counter() - started
 
 
 def _pipeline(system: str, config: ReplicateConfig, out: Path, val: Path, test: Path, threads: int) -> Path:
@@ -85,16 +89,20 @@ def _pipeline(system: str, config: ReplicateConfig, out: Path, val: Path, test: 
         train = ["train-baseline", "--system", system, "--sources", str(config.num_sources), "--preset", config.preset,
                  "--val-data", str(val), "--out", str(run), "--resume", "--no-progress"]
     log.info("%s: training (log %s)", system, logs / f"{system}.train.log")
-    _stage(train, logs / f"{system}.train.log", threads)
+    seconds = {"train": _stage(train, logs / f"{system}.train.log", threads)}
     best = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
     if not (submission / "system.json").is_file():
         log.info("%s: inference on %s", system, test)
-        _stage(["infer", "--checkpoint", str(best), "--data", str(test), "--out", str(submission), "--no-progress"],
+        seconds["infer"] = _stage(["infer", "--checkpoint", str(best), "--data", str(test), "--out", str(submission), "--no-progress"],
                logs / f"{system}.infer.log", threads)
     if not (results / "results.json").is_file():
         log.info("%s: evaluation", system)
-        _stage(["evaluate", str(submission), "--data", str(test), "--out", str(results), "--workers",
+        seconds["evaluate"] = _stage(["evaluate", str(submission), "--data", str(test), "--out", str(results), "--workers",
                 str(config.eval_workers), "--no-progress"], logs / f"{system}.evaluate.log", threads)
+    # One line per call, with the wall seconds of the stages it ran: a resumed replication adds
+    # the time of what it redid (a finished run's train stage only checks, in seconds).
+    with open(logs / f"{system}.seconds.jsonl", "a") as handle:
+        handle.write(json.dumps({"threads": threads, **seconds}) + "\n")
     return results / "results.json"
 
 
