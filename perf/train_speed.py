@@ -1,14 +1,16 @@
 """Training speed of the five systems: step time, samples/s, peak memory, and whether data keep up.
 
-On CPU (default): the tiny preset's steps/s per system, seconds per step at the paper preset with
-batch 2 (``--paper``), and the dynamic-mixing loader's mixtures/s per worker against what the
-model consumes. On a GPU (``--device cuda``): the paper preset in bf16 at ``--batch`` for a fixed
+On CPU (default): the tiny preset's steps/s per system, the small preset's at its batch of 8
+(``--preset small``; the minutes to its 2,000-step stopping point follow), seconds per step at the
+paper preset with batch 2 (``--preset paper``), and the dynamic-mixing loader's mixtures/s per
+worker against what the model consumes. On a GPU (``--device cuda``): the paper preset in bf16 at ``--batch`` for a fixed
 number of steps, with DataLoader workers rendering on the fly, and the share of time spent
 waiting for data.
 
-    python perf/train_speed.py                       # CPU, tiny preset
-    python perf/train_speed.py --paper --batch 2     # CPU, paper preset (slow)
-    python perf/train_speed.py --device cuda --paper --batch 32 --steps 20 --workers 8
+    python perf/train_speed.py                                # CPU, tiny preset
+    python perf/train_speed.py --preset small --batch 8       # CPU, small preset (the CPU Table 1)
+    python perf/train_speed.py --preset paper --batch 2       # CPU, paper preset (slow)
+    python perf/train_speed.py --device cuda --preset paper --batch 32 --steps 20 --workers 8
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def bench_system(name: str, preset: str, batch: int, steps: int, device: torch.d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--paper", action="store_true", help="paper preset (default tiny)")
+    parser.add_argument("--preset", choices=("tiny", "small", "paper"), default="tiny", help="model size (default tiny)")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=8, help="timed steps per system (after 2 warm-up steps)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
@@ -85,17 +87,17 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(1)
-    preset = "paper" if args.paper else "tiny"
-    seconds = 10.0 if args.paper else 1.0
+    preset = args.preset
+    seconds = 10.0 if preset == "paper" else 1.0
     per_worker = loader_rate(seconds, args.sources, 20)
     print(f"dynamic mixing, {args.sources} src x {seconds:g} s: {per_worker:.1f} mixtures/s per worker (one thread)")
     print(f"{'system':15s} {'params':>12s} {'s/step':>8s} {'samples/s':>10s} {'data wait':>10s} {'peak GiB':>9s} "
-          f"{'workers needed':>15s}")
+          f"{'workers needed':>15s} {'min/2000 steps':>15s}")
     for name in args.systems:
         row = bench_system(name, preset, args.batch, args.steps, device, args.workers, args.sources)
         needed = args.batch / row["step_s"] / per_worker
         print(f"{name:15s} {row['params']:12,d} {row['step_s']:8.3f} {row['samples_per_s']:10.1f} "
-              f"{row['data_wait_pct']:9.1f}% {row['peak_gib']:9.2f} {needed:15.1f}")
+              f"{row['data_wait_pct']:9.1f}% {row['peak_gib']:9.2f} {needed:15.1f} {2000 * row['step_s'] / 60:15.1f}")
     print(f"(preset {preset}, batch {args.batch}, device {device}, {args.workers} loader workers; "
           "'workers needed' = model consumption / one worker's rendering rate)")
 
