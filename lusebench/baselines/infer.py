@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lusebench.baselines.data import RenderedSet, collate, peak_normalise
-from lusebench.baselines.systems import SYSTEMS, parameter_count, system_from_checkpoint_dict
+from lusebench.baselines.systems import SYSTEMS, BaselineSystem, parameter_count, system_from_checkpoint_dict
 from lusebench.baselines.train import autocast, load_checkpoint, resolve_device
 from lusebench.baselines.windows import run_windowed
 from lusebench.benchmark.submission import (
@@ -25,6 +25,24 @@ from lusebench.errors import LusebenchError
 from lusebench.io import encode_audio, write_bytes
 
 log = logging.getLogger(__name__)
+
+def system_info(payload: dict, model: BaselineSystem) -> SystemInfo:
+    """The ``system.json`` of a trained checkpoint: its name says how it was trained (preset,
+    device, corpus), so a CPU-sized row is never read as the paper's system."""
+    config, recipe = model.config, payload["train_config"]
+    preset, corpus, device = recipe.get("preset", "paper"), recipe.get("corpus"), payload.get("device", "unrecorded device")
+    tasks = tuple(task for task, on in (("extraction", config.extraction), ("localization", config.localization)) if on)
+    return SystemInfo(
+        name=f"{config.name} ({preset} preset, {device.upper() if device in ('cpu', 'cuda') else device}, {corpus})",
+        tasks=tasks,
+        parameters=parameter_count(model),
+        description=f"{SYSTEMS[config.name].paper_name} trained with lusebench {payload['lusebench_version']}: "
+        f"{preset} preset, {recipe.get('num_sources')} sources, corpus {corpus}, text encoder {config.text.encoder}, "
+        f"{payload['step']} steps on {device}",
+        channels=1 if config.input_channels == 1 else 2,
+        gcc_phat=config.gcc is not None and config.localization,
+    )
+
 
 def infer(
     checkpoint: Path | str,
@@ -86,20 +104,6 @@ def infer(
     if likelihoods:
         write_doa_likelihood(out, np.concatenate(likelihoods).astype(np.float32))
         write_doa_csv(out, azimuths)
-    recipe = payload["train_config"]
-    tasks = tuple(task for task, on in (("extraction", config.extraction), ("localization", config.localization)) if on)
-    write_system_json(
-        out,
-        SystemInfo(
-            name=f"{config.name} ({payload['train_config'].get('preset', 'paper')})",
-            tasks=tasks,
-            parameters=parameter_count(model),
-            description=f"{SYSTEMS[config.name].paper_name} trained with lusebench {payload['lusebench_version']}: "
-            f"{recipe.get('preset', 'paper')} preset, {recipe.get('num_sources')} sources, corpus {recipe.get('corpus')}, "
-            f"text encoder {config.text.encoder}, {payload['step']} steps on {payload.get('device', 'an unrecorded device')}",
-            channels=1 if config.input_channels == 1 else 2,
-            gcc_phat=config.gcc is not None and config.localization,
-        ),
-    )
-    log.info("wrote a %s submission for %d mixtures to %s", "+".join(tasks), len(dataset), out)
+    write_system_json(out, system_info(payload, model))
+    log.info("wrote a %s submission for %d mixtures to %s", config.tasks, len(dataset), out)
     return out
