@@ -118,9 +118,11 @@ def _run_hrtf(args: argparse.Namespace) -> int:
     from lusebench.simulation.hrtf import describe, load_hrtf, plot_itd_ild
 
     hrtf = load_hrtf(args.path, args.sample_rate)
-    print(describe(hrtf))
+    # The plot first: a bad --plot path is then a one-line error with nothing printed before it.
     if args.plot is not None:
         plot_itd_ild(hrtf, args.plot)
+    print(describe(hrtf))
+    if args.plot is not None:
         print(f"plot written to {args.plot}")
     return 0
 
