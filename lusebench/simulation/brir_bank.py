@@ -1,6 +1,6 @@
 """A cache of BRIRs on disk, checksummed, shareable between machines.
 
-A BRIR costs ~0.3-0.7 s to compute (rooms.py) against ~10 ms to render a mixture with it, so
+A BRIR costs ~0.1-0.15 s to compute (rooms.py) against ~10 ms to render a mixture with it, so
 each one is computed once and kept. An entry is two plain files named by its key, the sha256
 of everything that decides its samples (room size, wall absorption, image order, listener and
 source positions, HRTF identity, sample rate, pyroomacoustics version, method version)::
