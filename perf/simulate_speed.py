@@ -1,19 +1,23 @@
-"""Speed and memory of the simulation, against a plain per-channel scipy convolution.
+"""Speed and memory of the simulation, each figure beside its alternative measured in the same run.
 
 Prints, for 10 s, 16 kHz, 3-source mixtures with the embedded MIT KEMAR HRIRs on one core:
 rendering alone (ours vs a loop of scipy.signal.fftconvolve per source and ear, same inputs),
-FLAC encoding, `simulate` end to end with 1 and 2 workers, dynamic mixing per worker, and
-the peak memory of `simulate` at N and 10 N mixtures (it must stay flat). The load average is
-printed before and after: on a shared machine compare the ratios measured in the same run.
+encoding one rendered 10 s stereo file as FLAC at every libFLAC level (time and size) against
+float32 WAV, `simulate` end to end with 1 and 2 workers, FLAC against `--format wav` run after
+run (interleaved, so both see the same load), dynamic mixing per worker, and the peak memory of
+`simulate` at N and 10 N mixtures (it must stay flat). The load average is printed before and
+after: on a shared machine compare the ratios measured in the same run.
 
-    python perf/simulate_speed.py [--num 1000] [--memory-num 500]
+    python perf/simulate_speed.py [--num 1000] [--rounds 2] [--memory-num 500]
 """
-
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import soundfile as sf
 from scipy.signal import fftconvolve
 
-from lusebench.io import encode_audio
+from lusebench.io import FLAC_LEVEL, encode_audio
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.dynamic import DynamicMixingDataset
 from lusebench.simulation.hrtf import load_hrtf
@@ -59,20 +64,69 @@ def render_speed(repeats: int) -> None:
     ours_rate, scipy_rate = _rate(ours, repeats), _rate(scipy_loop, max(repeats // 4, 5))
     print(f"render (3 src, 10 s, 1 thread): ours {ours_rate:7.1f} mix/s ({1e3 / ours_rate:5.2f} ms) | "
           f"scipy fftconvolve loop {scipy_rate:7.1f} mix/s ({1e3 / scipy_rate:5.2f} ms) | ratio {ours_rate / scipy_rate:.1f}x")
-    image = renderer.render(dry, azimuths).mixture
-    flac_rate = _rate(lambda: encode_audio(image, 16000, "flac"), repeats)
-    print(f"FLAC encode (2 ch, 10 s, 24 bit): {1e3 / flac_rate:.2f} ms per file")
 
 
-def simulate_speed(num: int) -> None:
-    config = SimulationConfig(num_mixtures=num, seed=123)
+def encode_speed(repeats: int) -> None:
+    """encode_audio (ours, level FLAC_LEVEL) vs soundfile on the floats at every level vs WAV."""
+    config = SimulationConfig(num_mixtures=4, seed=123)
+    with tempfile.TemporaryDirectory() as tmp:  # real mixtures: noise would not compress
+        simulate(config, Path(tmp) / "s", progress=False)
+        files = sorted((Path(tmp) / "s" / "audio").rglob("*.flac"))
+        signals = [sf.read(path, dtype="float32")[0].T.copy() for path in files]
+
+    def soundfile_floats(level: float | None) -> int:
+        sizes = 0
+        for signal in signals:
+            buffer = io.BytesIO()
+            sf.write(buffer, signal.T, 16000, subtype="PCM_24", format="FLAC", compression_level=level)
+            sizes += len(buffer.getvalue())
+        return sizes
+
+    def per_file(function) -> tuple[float, float]:
+        """(ms, kB) per file of function() -> total bytes."""
+        rate = _rate(function, max(repeats // len(signals), 3))
+        return 1e3 / rate / len(signals), function() / len(signals) / 1e3
+
+    ours = per_file(lambda: sum(len(encode_audio(x, 16000, "flac")) for x in signals))
+    wav = per_file(lambda: sum(len(encode_audio(x, 16000, "wav")) for x in signals))
+    print(f"encode a rendered 10 s stereo file: ours (FLAC level {FLAC_LEVEL}) {ours[0]:5.2f} ms, {ours[1]:4.0f} kB | "
+          f"WAV float32 {wav[0]:5.2f} ms, {wav[1]:4.0f} kB")
+    default = per_file(lambda: soundfile_floats(None))
+    print(f"  sf.write of the floats, libsndfile's default level (5): {default[0]:5.2f} ms, {default[1]:4.0f} kB "
+          f"(ours: {default[0] / ours[0]:.2f}x faster, {ours[1] / default[1] - 1:+.1%} size)")
+    for level in range(9):
+        ms, kb = per_file(lambda: soundfile_floats(level / 8))
+        print(f"  sf.write of the floats, level {level}: {ms:5.2f} ms, {kb:4.0f} kB")
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its reaped children (the pool's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def simulate_speed(num: int, rounds: int) -> None:
+    """simulate with FLAC and with WAV, alternated, so that both see the same load."""
+    rates: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in (1, 2):
-            start = time.perf_counter()
-            simulate(config, Path(tmp) / f"w{workers}", workers=workers, progress=False)
-            elapsed = time.perf_counter() - start
-            print(f"simulate {num} x 10 s 3-src mixtures, mixture + target FLAC, --workers {workers}: "
-                  f"{num / elapsed:6.1f} mix/s ({elapsed:.1f} s, start-up included)")
+        for round_ in range(rounds):
+            for workers in (1, 2):
+                for audio_format in ("flac", "wav"):
+                    config = SimulationConfig(num_mixtures=num, seed=123, audio_format=audio_format)
+                    out = Path(tmp) / f"{audio_format}-w{workers}-r{round_}"
+                    start, cpu = time.perf_counter(), _cpu_s()
+                    simulate(config, out, workers=workers, progress=False)
+                    elapsed, cpu = time.perf_counter() - start, _cpu_s() - cpu
+                    rates.setdefault((audio_format, workers), []).append(num / elapsed)
+                    print(f"simulate {num} x 10 s 3-src, mixture + target, {audio_format.upper():4s} --workers {workers}: "
+                          f"{num / elapsed:6.1f} mix/s ({elapsed:5.1f} s, start-up included; "
+                          f"{1e3 * cpu / num:5.1f} CPU-ms per mixture = {num / cpu:5.1f} mix/s per busy core) "
+                          f"load {os.getloadavg()[0]:.2f}", flush=True)
+                    shutil.rmtree(out)
+    for workers in (1, 2):
+        flac, wav = np.median(rates["flac", workers]), np.median(rates["wav", workers])
+        print(f"simulate --workers {workers}, median of {rounds}: FLAC {flac:6.1f} mix/s, WAV {wav:6.1f} mix/s "
+              f"(FLAC at {flac / wav:.0%} of WAV)")
 
 
 def dynamic_speed(repeats: int, warmup: int) -> None:
@@ -106,6 +160,7 @@ def memory(num: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num", type=int, default=1000, help="mixtures for the end-to-end runs (start-up included)")
+    parser.add_argument("--rounds", type=int, default=2, help="FLAC/WAV alternations of the end-to-end runs")
     parser.add_argument("--repeats", type=int, default=50, help="timed calls for the micro benchmarks")
     parser.add_argument("--dynamic-repeats", type=int, default=300, help="timed dynamic-mixing items")
     parser.add_argument("--dynamic-warmup", type=int, default=300, help="untimed dynamic-mixing items first")
@@ -115,8 +170,9 @@ def main() -> None:
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                       "load_average": os.getloadavg()}))
     render_speed(args.repeats)
+    encode_speed(args.repeats)
     dynamic_speed(args.dynamic_repeats, args.dynamic_warmup)
-    simulate_speed(args.num)
+    simulate_speed(args.num, args.rounds)
     memory(args.memory_num)
     print(json.dumps({"load_average": os.getloadavg()}))
 
