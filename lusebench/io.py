@@ -26,9 +26,9 @@ AudioFormat = Literal["flac", "wav"]
 # FLAC stores integers: 24 bits keep the quantisation noise ~140 dB under full scale, far below any
 # metric's resolution; WAV keeps float32 so a user can have the rendered floats exactly.
 # libFLAC's compression level 0-8 (libsndfile takes it as level / 8). Measured on rendered 10 s
-# mixtures (perf/simulate_speed.py, README "Speed"): level 3 encodes as fast as 0-2 with files 10%
-# smaller, and ~1.3x faster than libsndfile's default 5 with files ~3% larger; 6-8 cost 2-3x for
-# under 3% less. The level changes the bytes only, never the decoded samples.
+# mixtures (perf/simulate_speed.py, README "Performance"): level 3 encodes as fast as 0-2 with files 8%
+# smaller, and ~1.3x faster than libsndfile's default 5 with files ~3% larger; 6-8 cost 1.5-3x for
+# 4-6% less. The level changes the bytes only, never the decoded samples.
 FLAC_LEVEL = 3
 # libsndfile's float -> 24-bit FLAC conversion: x * 2^23 rounded half to even, clipped to 24 bits.
 _PCM24_SCALE = np.float32(1 << 23)
