@@ -34,14 +34,17 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from scipy.signal import sosfiltfilt
 from scipy.spatial import cKDTree
 
 from lusebench.errors import LusebenchError
 from lusebench.simulation.hrtf import load_hrtf, read_sofa, resample_hrirs
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +194,8 @@ class SphereHrirs:
     @cached_property
     def spectra(self) -> torch.Tensor:
         """(D, 2, F) complex64 spectra of the HRIRs at ``_SYNTHESIS_NFFT`` points, built once."""
+        import torch  # here and in binaural_rir: the CLI imports this module for every command
+
         return torch.fft.rfft(torch.from_numpy(self.hrirs.astype(np.float32)), n=_SYNTHESIS_NFFT)
 
     def nearest(self, vectors: np.ndarray) -> np.ndarray:
@@ -343,6 +348,7 @@ def binaural_rir(images: ImageSources, damping: np.ndarray, listener_m: tuple[fl
     direct path's peak (-120 dB; the BRIR is stored as float32), tests/simulation/test_rooms.py.
     """
     import pyroomacoustics as pra
+    import torch
     from pyroomacoustics import libroom
 
     listener = np.asarray(listener_m, dtype=np.float64)
