@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from lusebench.baselines.systems import SYSTEMS, system_config
+from lusebench.baselines.train import TrainConfig, val_simulation_config
 from lusebench.errors import LusebenchError
 from lusebench.leaderboard import build_leaderboard
 from lusebench.simulation.config import BENCHMARK_SETS
@@ -31,7 +33,7 @@ from lusebench.simulation.writer import simulate
 
 log = logging.getLogger(__name__)
 
-SYSTEM_ORDER = ("t-htdemucs", "mlp-gcc", "luseel-extract", "luseel-nogcc", "luseel")
+SYSTEM_ORDER = tuple(SYSTEMS)  # the registry's order, which is Table 1's
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,10 @@ def _stage(command: list[str], log_path: Path, threads: int) -> float:
 def _pipeline(system: str, config: ReplicateConfig, out: Path, val: Path, test: Path, threads: int) -> Path:
     run, submission, results = out / "runs" / system, out / "submissions" / system, out / "results" / system
     logs = out / "logs"
-    if not (run / "last.pt").is_file():
-        train = ["train-baseline", "--system", system, "--sources", str(config.num_sources), "--preset", config.preset,
-                 "--seed", str(config.seed), "--val-data", str(val), "--out", str(run), "--no-progress"]
-    else:  # a run folder from before: finish it if it was cut short, else nothing to do
-        train = ["train-baseline", "--system", system, "--sources", str(config.num_sources), "--preset", config.preset,
-                 "--val-data", str(val), "--out", str(run), "--resume", "--no-progress"]
+    train = ["train-baseline", "--system", system, "--sources", str(config.num_sources), "--preset", config.preset,
+             "--val-data", str(val), "--out", str(run), "--no-progress"]
+    # A run folder from before is resumed: finished if it was cut short, else left as it is.
+    train += ["--resume"] if (run / "last.pt").is_file() else ["--seed", str(config.seed)]
     log.info("%s: training (log %s)", system, logs / f"{system}.train.log")
     seconds = {"train": _stage(train, logs / f"{system}.train.log", threads)}
     best = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
@@ -115,9 +115,6 @@ def replicate(config: ReplicateConfig, out: Path | str, progress: bool = True) -
     Raises:
         LusebenchError: a stage failed (its log is named), or a bad configuration.
     """
-    from lusebench.baselines.systems import system_config
-    from lusebench.baselines.train import TrainConfig, val_simulation_config
-
     out = Path(out)
     test = config.test_data
     if test is None:

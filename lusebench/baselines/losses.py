@@ -100,6 +100,21 @@ def delta_spectrum_loss(
     return total / len(resolutions)
 
 
+def circular_distance_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Smallest angle between azimuths ``a`` and ``b`` in degrees (broadcast), in [0, 180]."""
+    delta = torch.remainder(a - b, 360.0)
+    return torch.minimum(delta, 360.0 - delta)
+
+
+def _label_scale(coding: DoALabel, sigma2_deg2: float) -> float:
+    """Factor on ``exp(-delta^2 / (2 sigma^2))``: 1 (likelihood) or the normal density's 1 / sqrt(2 pi sigma^2)."""
+    if coding == "likelihood":
+        return 1.0
+    if coding == "density":
+        return 1.0 / math.sqrt(2 * math.pi * sigma2_deg2)
+    raise LusebenchError(f"unknown DoA label coding {coding!r}; choose likelihood or density")
+
+
 def gaussian_doa_label(
     azimuth_deg: torch.Tensor, num_bins: int = 360, sigma2_deg2: float = 5.0, coding: DoALabel = "likelihood"
 ) -> torch.Tensor:
@@ -120,13 +135,11 @@ def gaussian_doa_label(
     Returns:
         (B, num_bins) float32 label.
     """
-    if coding not in ("likelihood", "density"):
-        raise LusebenchError(f"unknown DoA label coding {coding!r}; choose likelihood or density")
+    scale = _label_scale(coding, sigma2_deg2)
     centres = torch.arange(num_bins, device=azimuth_deg.device, dtype=torch.float32) * (360.0 / num_bins)
-    delta = torch.remainder(centres[None] - azimuth_deg.float()[:, None], 360.0)
-    delta = torch.minimum(delta, 360.0 - delta)
+    delta = circular_distance_deg(centres[None], azimuth_deg.float()[:, None])
     label = torch.exp(-delta.pow(2) / (2 * sigma2_deg2))
-    return label if coding == "likelihood" else label / math.sqrt(2 * math.pi * sigma2_deg2)
+    return label if scale == 1.0 else label * scale
 
 
 def doa_label_prior(num_bins: int = 360, sigma2_deg2: float = 5.0, coding: DoALabel = "likelihood") -> float:
@@ -135,11 +148,9 @@ def doa_label_prior(num_bins: int = 360, sigma2_deg2: float = 5.0, coding: DoALa
     Plain Python rather than :func:`gaussian_doa_label`, so that it also serves a model being
     built on the ``meta`` device.
     """
-    if coding not in ("likelihood", "density"):
-        raise LusebenchError(f"unknown DoA label coding {coding!r}; choose likelihood or density")
+    scale = _label_scale(coding, sigma2_deg2)
     step = 360.0 / num_bins
     values = [math.exp(-min(i * step, 360.0 - i * step) ** 2 / (2 * sigma2_deg2)) for i in range(num_bins)]
-    scale = 1.0 if coding == "likelihood" else 1.0 / math.sqrt(2 * math.pi * sigma2_deg2)
     return scale * sum(values) / num_bins
 
 

@@ -20,6 +20,7 @@ import pickle
 import random
 import shutil
 import time
+import typing
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from tqdm import tqdm
 
 from lusebench import __version__
 from lusebench.baselines.data import RenderedSet, collate
-from lusebench.baselines.losses import DoALabel, neg_si_snr
+from lusebench.baselines.losses import DoALabel, circular_distance_deg, neg_si_snr
 from lusebench.baselines.systems import BaselineSystem, SystemOutput, build_system
 from lusebench.baselines.text import EncoderKind
 from lusebench.errors import LusebenchError
@@ -112,12 +113,12 @@ class TrainConfig:
             raise LusebenchError(f"--lr must be a positive number, got {self.lr}")
         if self.warmup_steps < 0:
             raise LusebenchError(f"--warmup-steps must be 0 or more, got {self.warmup_steps}")
-        if self.text_encoder not in (None, "minilm", "t5", "tiny-t5"):
-            raise LusebenchError(f"unknown text encoder {self.text_encoder!r}; choose minilm, t5 or tiny-t5")
+        if self.text_encoder is not None and self.text_encoder not in typing.get_args(EncoderKind):
+            raise LusebenchError(f"unknown text encoder {self.text_encoder!r}; choose {', '.join(typing.get_args(EncoderKind))}")
         if (self.text_model is not None) != (self.text_encoder == "t5"):
             raise LusebenchError("a T5 model (--text-model) goes with --text-encoder t5, and only with it")
-        if self.doa_label not in ("likelihood", "density"):
-            raise LusebenchError(f"unknown DoA label {self.doa_label!r}; choose likelihood or density")
+        if self.doa_label not in typing.get_args(DoALabel):
+            raise LusebenchError(f"unknown DoA label {self.doa_label!r}; choose {' or '.join(typing.get_args(DoALabel))}")
 
     def model_overrides(self) -> dict[str, Any]:
         """The :func:`build_system` overrides this run makes to its preset's model."""
@@ -377,8 +378,7 @@ def validate(model: BaselineSystem, loader: DataLoader, device: torch.device) ->
         if output.doa_likelihood is not None:
             bins = output.doa_likelihood.shape[1]
             predicted = output.doa_likelihood.argmax(dim=1).float() * (360.0 / bins)
-            error = torch.remainder(predicted - azimuth, 360.0)
-            values["doa_mae_deg"] = float(torch.minimum(error, 360.0 - error).mean())
+            values["doa_mae_deg"] = float(circular_distance_deg(predicted, azimuth).mean())
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + value * items
         count += items
@@ -502,7 +502,7 @@ def _train(
     device = resolve_device(device_name, ddp.local_rank)
     if device.type == "cpu" and config.preset == "paper" and ddp.main:
         log.warning("training the paper preset on CPU takes ~4 s per mixture per step here; "
-                    "use a GPU, or --preset tiny to try the loop")
+                    "use a GPU, or --preset small (about 20 min on a CPU) or tiny (seconds) to try the loop")
     last_path, best_path = out / "last.pt", out / "best.pt"
     checkpoint = None
     if resume:
@@ -655,8 +655,8 @@ def _train(
         position = 0
         if ddp.main:
             record = {
-                "epoch": epoch - 1, "step": step, "val_loss": val_loss,
-                **{f"val_{key}": value for key, value in val.items() if key != "loss"}, "lr": schedule.at(step),
+                "epoch": epoch - 1, "step": step, **{f"val_{key}": value for key, value in val.items()},
+                "lr": schedule.at(step),
                 "seconds": time.perf_counter() - started, "data_wait_s": waited,
                 **{f"train_{key}": value / max(batches, 1) for key, value in sums.items()},
             }

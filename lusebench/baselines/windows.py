@@ -93,11 +93,11 @@ def run_windowed(
     starts = window_starts(padded, window, overlap)
     k = len(starts)
     pieces = torch.stack([mixture[..., s : s + window] for s in starts], dim=1)  # (B, K, 2, window)
-    pieces = pieces.reshape(batch * k, channels, window)
+    flat = pieces.flatten(0, 1)  # (B*K, 2, window), item-major like ``repeated``
     repeated = [caption for caption in captions for _ in range(k)]
     waves, likelihoods = [], []
     for i in range(0, batch * k, max_windows):
-        out = model(pieces[i : i + max_windows], repeated[i : i + max_windows])
+        out = model(flat[i : i + max_windows], repeated[i : i + max_windows])
         if out.waveform is not None:
             waves.append(out.waveform.float())
         if out.doa_likelihood is not None:
@@ -117,7 +117,7 @@ def run_windowed(
     combined = None
     if likelihoods:
         likelihood = torch.cat(likelihoods).reshape(batch, k, -1)  # (B, K, bins)
-        evidence = wave if wave is not None else pieces.reshape(batch, k, channels, window).to(likelihood.device)
+        evidence = wave if wave is not None else pieces.to(likelihood.device)
         energy = evidence.pow(2).mean(dim=(2, 3))  # (B, K)
         # All-silent windows (energy 0 everywhere) fall back to a plain mean.
         weights = torch.where(energy.sum(1, keepdim=True) > 0, energy, torch.ones_like(energy))

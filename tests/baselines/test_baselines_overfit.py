@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from lusebench.baselines.losses import neg_si_snr
+from lusebench.baselines.losses import circular_distance_deg, neg_si_snr
 from lusebench.baselines.systems import build_system
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.dynamic import DynamicMixingDataset
@@ -39,7 +39,6 @@ def test_tiny_luseel_overfits_one_mixture_in_extraction_and_direction():
         out = system(mixture, captions)
     si_snr_db = -neg_si_snr(out.waveform, target).item()
     predicted = out.doa_likelihood.argmax(dim=1).float()
-    error = torch.remainder(predicted - azimuth, 360.0)
-    error = torch.minimum(error, 360.0 - error)
+    error = circular_distance_deg(predicted, azimuth)
     assert si_snr_db > 10, si_snr_db
     assert error.max().item() <= 2, (predicted, azimuth)
