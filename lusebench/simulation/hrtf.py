@@ -13,7 +13,6 @@ which is all the paper's protocol uses. ``nearest`` snaps to the closest measure
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write
+from lusebench.io import atomic_write, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +196,7 @@ def load_hrtf(spec: str | Path, sample_rate: int, sofa: SofaHrirs | None = None)
     keep = np.concatenate([[True], np.diff(azimuths) > 1e-6])
     azimuths, ring = azimuths[keep], ring[keep]
     hrirs = resample_hrirs(sofa.hrirs[ring], sofa.sample_rate, sample_rate)  # (M, 2, N)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     log.debug("HRTF %s: %d horizontal directions, %d taps at %d Hz", path.name, len(ring), hrirs.shape[-1], sample_rate)
     return HrtfSet(
         azimuths_deg=azimuths,
