@@ -127,6 +127,32 @@ def _run_hrtf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_gm_corpus_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gm-corpus",
+        help="render gmcaps: captioned General-MIDI training clips, many more than minicaps holds",
+        description="Render a training corpus of General-MIDI clips (every GM family, several registers, "
+        "tempi and patterns) with captions written from what was rendered, into an AudioCaps-layout folder. "
+        "Programs, drum patterns and captions of minicaps' val and test clips are held out. Train on it "
+        "beside minicaps with --corpus minicaps+audiocaps:OUT. Needs pretty_midi and tinysoundfont "
+        "(pip install pretty_midi==0.2.11 && pip install --no-deps tinysoundfont==0.3.7).",
+    )
+    p.add_argument("--out", type=Path, required=True, help="corpus folder to write (replaced whole)")
+    p.add_argument("--clips", type=int, default=2000, help="number of clips (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the clips and captions (default 0)")
+    p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_gm_corpus)
+
+
+def _run_gm_corpus(args: argparse.Namespace) -> int:
+    from lusebench.simulation.gmcaps import build_gmcaps
+
+    out = build_gmcaps(args.out, args.clips, seed=args.seed, workers=args.workers, progress=not args.no_progress)
+    print(f"wrote {args.clips} clips to {out}; train with --corpus minicaps+audiocaps:{out}")
+    return 0
+
+
 def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "leaderboard",
@@ -405,6 +431,8 @@ def _add_replicate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="training seed of every system (default 0)")
     p.add_argument("--test-data", type=Path, help="score on this rendered set instead of the fixed test-Nsrc")
     p.add_argument("--eval-workers", type=int, default=1, help="scoring processes per evaluate (default 1)")
+    p.add_argument("--gm-clips", type=int, default=0, help="also train on a gmcaps corpus of this many generated "
+                   "General-MIDI clips, rendered into OUT/data (see gm-corpus; default 0: minicaps only)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_replicate)
 
@@ -414,7 +442,7 @@ def _run_replicate(args: argparse.Namespace) -> int:
 
     config = ReplicateConfig(
         num_sources=args.sources, preset=args.preset, systems=tuple(args.systems or SYSTEM_ORDER), jobs=args.jobs,
-        seed=args.seed, test_data=args.test_data, eval_workers=args.eval_workers,
+        seed=args.seed, test_data=args.test_data, eval_workers=args.eval_workers, gm_clips=args.gm_clips,
     )
     page = replicate(config, args.out, progress=not args.no_progress)
     print(f"leaderboard: {page}")
@@ -424,6 +452,7 @@ def _run_replicate(args: argparse.Namespace) -> int:
 _PARSERS = [
     _add_demo_parser,
     _add_simulate_parser,
+    _add_gm_corpus_parser,
     _add_hrtf_parser,
     _add_systems_parser,
     _add_train_parser,

@@ -29,6 +29,7 @@ from lusebench.baselines.train import TrainConfig, val_simulation_config
 from lusebench.errors import LusebenchError
 from lusebench.leaderboard import build_leaderboard
 from lusebench.simulation.config import BENCHMARK_SETS
+from lusebench.simulation.gmcaps import GENERATOR_VERSION, build_gmcaps
 from lusebench.simulation.writer import simulate
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class ReplicateConfig:
         seed: training seed of every system.
         test_data: a rendered test set to score on; the fixed ``test-{N}src`` when None.
         eval_workers: scoring processes of each ``evaluate``.
+        gm_clips: when above 0, render a gmcaps corpus of this many clips (``data/gmcaps-N``) and
+            train on minicaps plus it; validation and test stay on minicaps alone.
     """
 
     num_sources: int = 2
@@ -58,6 +61,7 @@ class ReplicateConfig:
     seed: int = 0
     test_data: Path | None = None
     eval_workers: int = 1
+    gm_clips: int = 0
 
     def __post_init__(self) -> None:
         if self.num_sources not in (2, 3):
@@ -67,6 +71,8 @@ class ReplicateConfig:
             raise LusebenchError(f"unknown system(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SYSTEM_ORDER)}")
         if self.jobs < 1 or self.eval_workers < 1:
             raise LusebenchError(f"--jobs and --eval-workers must be at least 1, got {self.jobs} and {self.eval_workers}")
+        if self.gm_clips < 0:
+            raise LusebenchError(f"--gm-clips must be 0 (none) or more, got {self.gm_clips}")
 
 
 def _stage(command: list[str], log_path: Path, threads: int) -> float:
@@ -81,11 +87,11 @@ def _stage(command: list[str], log_path: Path, threads: int) -> float:
     return time.perf_counter() - started
 
 
-def _pipeline(system: str, config: ReplicateConfig, out: Path, val: Path, test: Path, threads: int) -> Path:
+def _pipeline(system: str, config: ReplicateConfig, out: Path, val: Path, test: Path, corpus: str, threads: int) -> Path:
     run, submission, results = out / "runs" / system, out / "submissions" / system, out / "results" / system
     logs = out / "logs"
     train = ["train-baseline", "--system", system, "--sources", str(config.num_sources), "--preset", config.preset,
-             "--val-data", str(val), "--out", str(run), "--no-progress"]
+             "--corpus", corpus, "--val-data", str(val), "--out", str(run), "--no-progress"]
     # A run folder from before is resumed: finished if it was cut short, else left as it is.
     train += ["--resume"] if (run / "last.pt").is_file() else ["--seed", str(config.seed)]
     log.info("%s: training (log %s)", system, logs / f"{system}.train.log")
@@ -126,12 +132,28 @@ def replicate(config: ReplicateConfig, out: Path | str, progress: bool = True) -
     val = out / "data" / f"val-{config.num_sources}src-{model.clip_samples}"
     simulate(val_simulation_config(recipe, model.sample_rate, model.clip_samples / model.sample_rate), val, progress=progress)
 
+    corpus = "minicaps"
+    if config.gm_clips:
+        gmcaps = out / "data" / f"gmcaps-{config.gm_clips}"
+        if not _gmcaps_complete(gmcaps, config.gm_clips):
+            build_gmcaps(gmcaps, config.gm_clips, workers=os.cpu_count() or 1, progress=progress)
+        corpus = f"minicaps+audiocaps:{gmcaps}"
+
     threads = max(1, (os.cpu_count() or 1) // config.jobs)
     with ThreadPoolExecutor(config.jobs) as pool:
-        futures = [pool.submit(_pipeline, system, config, out, val, test, threads) for system in config.systems]
+        futures = [pool.submit(_pipeline, system, config, out, val, test, corpus, threads) for system in config.systems]
         results = [future.result() for future in futures]
     board = build_leaderboard(results, out / "site")
     return board.html
+
+
+def _gmcaps_complete(folder: Path, clips: int) -> bool:
+    """Whether ``folder`` holds a finished gmcaps corpus of ``clips`` clips of seed 0 (it is written whole or not at all)."""
+    try:
+        written = json.loads((folder / "gmcaps.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return written.get("clips") == clips and written.get("seed") == 0 and written.get("generator_version") == GENERATOR_VERSION
 
 
 __all__ = ["ReplicateConfig", "SYSTEM_ORDER", "replicate"]

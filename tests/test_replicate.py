@@ -34,6 +34,7 @@ def test_replicate_scores_a_system_on_longer_mixtures_and_resumes_without_redoin
     [
         (["--sources", "2", "--systems", "luseel", "nope"], "unknown system"),
         (["--jobs", "0"], "--jobs"),
+        (["--gm-clips", "-1"], "--gm-clips"),
     ],
 )
 def test_replicate_bad_arguments_give_one_line(tmp_path, capsys, args, message):

@@ -23,14 +23,26 @@ from lusebench.benchmark.submission import (
 )
 from lusebench.errors import LusebenchError
 from lusebench.io import encode_audio, write_bytes
+from lusebench.simulation.corpus import split_spec
 
 log = logging.getLogger(__name__)
+
+def corpus_label(spec: str) -> str:
+    """A corpus spec as a result may show it: folders by their name, not their machine's path
+    (``minicaps+audiocaps:/home/me/data/gmcaps-2000`` -> ``minicaps+gmcaps-2000``)."""
+    parts = []
+    for part in split_spec(spec):
+        kind, _, location = part.partition(":")
+        parts.append(Path(location).name or location if kind == "audiocaps" and location else part)
+    return "+".join(parts)
+
 
 def system_info(payload: dict, model: BaselineSystem) -> SystemInfo:
     """The ``system.json`` of a trained checkpoint: its name says how it was trained (preset,
     device, corpus), so a CPU-sized row is never read as the paper's system."""
     config, recipe = model.config, payload["train_config"]
-    preset, corpus, device = recipe.get("preset", "paper"), recipe.get("corpus"), payload.get("device", "unrecorded device")
+    preset, device = recipe.get("preset", "paper"), payload.get("device", "unrecorded device")
+    corpus = corpus_label(str(recipe.get("corpus")))
     tasks = tuple(task for task, on in (("extraction", config.extraction), ("localization", config.localization)) if on)
     return SystemInfo(
         name=f"{config.name} ({preset} preset, {device.upper() if device in ('cpu', 'cuda') else device}, {corpus})",

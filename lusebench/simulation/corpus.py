@@ -303,8 +303,48 @@ def load_hf(
     return Corpus(name=f"hf:{name_or_path}", clips=clips, _decode=decode)
 
 
+_KINDS = ("minicaps", "audiocaps:", "hf:")
+
+
+def split_spec(spec: str) -> list[str]:
+    """``a+b+c`` -> its parts; a ``+`` inside a path (one not followed by a kind) stays in it."""
+    parts: list[str] = []
+    for piece in spec.split("+"):
+        if parts and not piece.startswith(_KINDS):
+            parts[-1] += "+" + piece
+        else:
+            parts.append(piece)
+    return parts
+
+
+def union(corpora: Sequence[Corpus]) -> Corpus:
+    """One corpus whose splits are the corpora's splits, concatenated in order.
+
+    Raises:
+        LusebenchError: two corpora hold a clip of the same id (the recipes name clips by id).
+    """
+    owner: dict[str, Corpus] = {}
+    clips: dict[str, list[Clip]] = {}
+    for corpus in corpora:
+        for split, split_clips in corpus.clips.items():
+            for clip in split_clips:
+                if clip.clip_id in owner:
+                    raise LusebenchError(f"clip id {clip.clip_id!r} is in both {owner[clip.clip_id].name} and {corpus.name}")
+                owner[clip.clip_id] = corpus
+            clips.setdefault(split, []).extend(split_clips)
+    return Corpus(
+        name="+".join(corpus.name for corpus in corpora),
+        clips=clips,
+        _decode=lambda clip: owner[clip.clip_id]._decode(clip),
+    )
+
+
 def open_corpus(spec: str) -> Corpus:
-    """Open a corpus from its spec: ``minicaps``, ``audiocaps:ROOT`` or ``hf:NAME_OR_PATH``."""
+    """Open a corpus from its spec: ``minicaps``, ``audiocaps:ROOT``, ``hf:NAME_OR_PATH``, or
+    several joined by ``+`` (e.g. ``minicaps+audiocaps:gmcaps/``: their splits concatenated)."""
+    parts = split_spec(spec)
+    if len(parts) > 1:
+        return union([open_corpus(part) for part in parts])
     if spec == "minicaps":
         return load_embedded()
     kind, _, location = spec.partition(":")
@@ -312,7 +352,7 @@ def open_corpus(spec: str) -> Corpus:
         return load_audiocaps(location)
     if kind == "hf" and location:
         return load_hf(location)
-    raise LusebenchError(f"unknown corpus {spec!r}: use minicaps, audiocaps:ROOT or hf:NAME_OR_PATH")
+    raise LusebenchError(f"unknown corpus {spec!r}: use minicaps, audiocaps:ROOT, hf:NAME_OR_PATH or several joined by +")
 
 
 def distinct_captions(clips: Sequence[Clip]) -> int:

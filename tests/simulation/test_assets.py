@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from lusebench.simulation import gm
+
 REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "lusebench" / "assets"
 MINICAPS = ASSETS / "minicaps"
@@ -174,7 +176,7 @@ def test_condition_trims_resamples_and_normalises():
     rate = 44100
     tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)  # 1 s
     audio = np.concatenate([np.zeros(rate), tone, np.zeros(rate // 2)])
-    out = build_assets.condition(audio, rate)
+    out = gm.condition(audio, rate)
     # 1 s of tone plus at most a 10 ms margin and one 10 ms frame of rounding on each side.
     assert 1.0 <= len(out) / SAMPLE_RATE <= 1.04
     assert np.abs(out).max() == pytest.approx(10 ** (-1 / 20))
@@ -183,13 +185,13 @@ def test_condition_trims_resamples_and_normalises():
 def test_condition_caps_long_clips_at_ten_seconds_with_a_fade():
     rate = 22050
     noise = np.random.default_rng(0).uniform(-0.5, 0.5, 12 * rate)
-    out = build_assets.condition(noise, rate)
+    out = gm.condition(noise, rate)
     assert len(out) == 10 * SAMPLE_RATE
     assert abs(out[-1]) < 1e-12
 
 
 def test_condition_of_silence_is_empty():
-    assert len(build_assets.condition(np.zeros(4410), 44100)) == 0
+    assert len(gm.condition(np.zeros(4410), 44100)) == 0
 
 
 def test_assign_splits_keeps_groups_whole_and_is_deterministic():
@@ -238,10 +240,10 @@ def test_read_opensfx_parses_a_catalogue(tmp_path):
 
 
 def test_gm_notes_are_seeded_and_unknown_patterns_are_rejected():
-    clip = build_assets.GM_CLIPS[0]
-    first = build_assets.gm_notes(clip, np.random.default_rng([1, 2]))
-    assert first == build_assets.gm_notes(clip, np.random.default_rng([1, 2]))
-    assert first != build_assets.gm_notes(clip, np.random.default_rng([1, 3]))
+    clip = gm.GM_CLIPS[0]
+    first = gm.gm_notes(clip, np.random.default_rng([1, 2]))
+    assert first == gm.gm_notes(clip, np.random.default_rng([1, 2]))
+    assert first != gm.gm_notes(clip, np.random.default_rng([1, 3]))
     assert all(0 <= key <= 127 and 1 <= vel <= 127 for _, _, key, vel, _ in first)
     with pytest.raises(ValueError, match="unknown GM pattern"):
-        build_assets.gm_notes(build_assets.GmClip("x", 0, "polka", 100), np.random.default_rng(0))
+        gm.gm_notes(gm.GmClip("x", 0, "polka", 100), np.random.default_rng(0))
