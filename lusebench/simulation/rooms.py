@@ -58,7 +58,9 @@ SPEED_OF_SOUND = 343.0
 # Version of the BRIR computation: part of every bank key, bump when the numbers change beyond float
 # rounding (a faster computation of the same BRIR, within -120 dB of its peak, keeps the version, so
 # banks and reverberant fingerprints stay valid).
-BRIR_METHOD = "ism-grouped-v3"
+BRIR_METHOD = "ism-grouped-v4"
+# Chord distances between unit vectors closer than this are a tie (float rounding is ~1e-16).
+_TIE_DISTANCE = 1e-9
 _CALIBRATION_STEPS = 4
 # FFT size of the BRIR synthesis' partitioned convolution. Fixed, so that each direction's HRIR
 # spectrum is computed once per HRTF set and cached (~33 MB for KEMAR's ~1,000 directions), where
@@ -199,9 +201,16 @@ class SphereHrirs:
         return torch.fft.rfft(torch.from_numpy(self.hrirs.astype(np.float32)), n=_SYNTHESIS_NFFT)
 
     def nearest(self, vectors: np.ndarray) -> np.ndarray:
-        """Index of the closest grid direction to each of ``vectors`` (K, 3)."""
+        """Index of the closest grid direction to each of ``vectors`` (K, 3).
+
+        An image source equidistant from two grid directions (a room symmetric about the head
+        makes them) goes to the lower index: which one a KD-tree returns depends on how it was
+        built and walked, i.e. on the scipy version, and the BRIR must not.
+        """
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return self.tree.query(vectors / norms)[1]
+        distance, index = self.tree.query(vectors / norms, k=2)
+        tie = distance[:, 1] - distance[:, 0] <= _TIE_DISTANCE
+        return np.where(tie, index.min(axis=1), index[:, 0])
 
 
 def _unit_vectors(azimuth_deg: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:

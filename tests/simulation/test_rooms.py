@@ -202,3 +202,20 @@ def test_old_manifest_rows_without_room_columns_read_as_anechoic(tmp_path, corpu
     row = load_manifest(tmp_path / "set").iloc[0].to_dict()
     old = {key: value for key, value in row.items() if key not in ("room", "rt60_s", "drr_db", "distances_m")}
     assert recipe_from_row(old).room == "anechoic"
+
+
+def test_an_image_source_between_two_grid_directions_takes_the_lower_index(sphere):
+    # Which of two equidistant neighbours a KD-tree returns depends on its build (scipy's
+    # version); the BRIR must not, so a tie goes to the lower index whatever the tree says.
+    between = (sphere.directions[3] + sphere.directions[7]) / 2
+
+    class HigherFirst:
+        def query(self, vectors, k):
+            distance = np.linalg.norm(sphere.directions[7] - vectors[0])
+            return np.array([[distance, distance]]), np.array([[7, 3]])
+
+    tied = rooms.SphereHrirs(sphere.directions, sphere.hrirs, sphere.sample_rate, sphere.identity)
+    tied.__dict__["tree"] = HigherFirst()
+    assert tied.nearest(between[None]).tolist() == [3]
+    near_seven = 0.05 * sphere.directions[3] + 0.95 * sphere.directions[7]
+    assert sphere.nearest(near_seven[None]).tolist() == [7]
