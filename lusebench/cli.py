@@ -227,6 +227,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         help="frozen text encoder (default: the preset's; minilm for paper and small, offline)",
     )
     p.add_argument("--text-model", help="with --text-encoder t5: a local T5 folder or a model id in your Hugging Face cache")
+    p.add_argument("--query-pairs", action=argparse.BooleanOptionalAction, default=None,
+                   help="serve each training mixture under two queries, its target's and an interferer's, in one batch "
+                   "(default: the preset's; off for paper)")
     p.add_argument(
         "--doa-label", choices=["likelihood", "density"],
         help="DoA label: likelihood (peak 1, default) or density (the paper's N(theta; d, 5) read literally, peak 0.178)",
@@ -248,7 +251,7 @@ def _run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, epoch_mixtures=args.epoch_size, max_steps=args.max_steps,
         max_epochs=args.max_epochs, num_workers=args.workers, seed=args.seed, lr=args.lr,
         warmup_steps=args.warmup_steps, text_encoder=args.text_encoder, text_model=args.text_model,
-        doa_label=args.doa_label,
+        doa_label=args.doa_label, query_pairs=args.query_pairs,
     )
     out = args.out or Path("runs") / args.system
     best = train(config, out, resume=args.resume, force=args.force, val_data=args.val_data, device=args.device,

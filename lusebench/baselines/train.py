@@ -74,6 +74,8 @@ class TrainConfig:
         text_encoder: frozen text encoder (``minilm``, ``t5``, ``tiny-t5``); None keeps the preset's.
         text_model: T5 folder or Hugging Face cache id when ``text_encoder`` is ``t5``.
         doa_label: DoA label coding, ``likelihood`` or ``density`` (losses.py).
+        query_pairs: each training mixture twice in a batch, queried for its target and for its
+            first interferer (simulation/dynamic.py); the paper draws one query per mixture.
     """
 
     system: str = "luseel"
@@ -97,6 +99,7 @@ class TrainConfig:
     text_encoder: EncoderKind | None = None
     text_model: str | None = None
     doa_label: DoALabel = "likelihood"
+    query_pairs: bool = False
 
     def __post_init__(self) -> None:
         # Checked here, before a run folder is touched: a zero batch or step count used to be
@@ -563,7 +566,8 @@ def _train(
         SimulationConfig(
             num_sources=config.num_sources, split="train", num_mixtures=config.epoch_mixtures, seed=config.seed,
             sample_rate=sample_rate, duration_s=duration_s, corpus=config.corpus, hrtf=config.hrtf,
-        )
+        ),
+        query_pairs=config.query_pairs,
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)

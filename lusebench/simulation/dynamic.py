@@ -8,6 +8,10 @@ depend on how many workers or GPUs render it.
 With ``config.room == "reverberant"`` each mixture is also placed in a room (rooms.py) and its
 BRIRs come from the shared BRIR bank, so a mixture seen again (the same epoch and index, on
 any machine that shares the bank folder) costs a render, not a room simulation.
+
+With ``query_pairs`` each mixture is served twice in a row, items ``2k`` and ``2k + 1``: once
+asking for its target, once for its first interferer (its caption, image and azimuth). A batch
+then holds the same mixtures under two queries, and ignoring the query costs the model twice.
 """
 
 from __future__ import annotations
@@ -38,17 +42,23 @@ class DynamicMixingDataset(Dataset):
         epoch: which epoch's stream to draw; change it with :meth:`set_epoch`.
         corpus: an opened corpus; opened from ``config.corpus`` in each worker when None.
         brir_bank: BRIR bank folder for reverberant mixing; ``default_bank_dir()`` when None.
+        query_pairs: serve each mixture under its target's and its first interferer's query
+            (``config.num_mixtures`` items are then half as many mixtures).
     """
 
     def __init__(
-        self, config: SimulationConfig, epoch: int = 0, corpus: Corpus | None = None, brir_bank: str | None = None
+        self, config: SimulationConfig, epoch: int = 0, corpus: Corpus | None = None, brir_bank: str | None = None,
+        query_pairs: bool = False,
     ) -> None:
         self.config = config
         self.epoch = epoch
         self.brir_bank = brir_bank
+        self.query_pairs = query_pairs
         self._corpus = corpus
         self._renderer: Renderer | None = None
         self._bank: BrirBank | None = None
+        # The pair's second item comes right after the first, in the same worker: render once.
+        self._last: tuple[tuple[int, int], Any, Any] | None = None
         if corpus is not None:
             corpus.split(config.split)  # fail now, in the main process, on an empty split
 
@@ -73,16 +83,22 @@ class DynamicMixingDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(index)
         corpus, renderer = self._inputs()
-        key = [self.config.seed, self.config.split_code, self.epoch, index]
-        recipe, rendered = draw_recipe(
-            corpus, corpus.split(self.config.split), self.config, key, renderer, index, self._bank
-        )
+        mixture, query = divmod(index, 2) if self.query_pairs else (index, 0)
+        if self._last is not None and self._last[0] == (self.epoch, mixture):
+            recipe, rendered = self._last[1], self._last[2]
+        else:
+            key = [self.config.seed, self.config.split_code, self.epoch, mixture]
+            recipe, rendered = draw_recipe(
+                corpus, corpus.split(self.config.split), self.config, key, renderer, mixture, self._bank
+            )
+            self._last = ((self.epoch, mixture), recipe, rendered)
+        target = rendered.target if query == 0 else rendered.interferers[0]
         return {
             "mixture": torch.from_numpy(np.ascontiguousarray(rendered.mixture)),
-            "target": torch.from_numpy(np.ascontiguousarray(rendered.target)),
-            "azimuth_deg": recipe.azimuths_deg[0],
-            "caption": recipe.caption,
-            "mixture_id": f"{recipe.mixture_id}@epoch{self.epoch}",
+            "target": torch.from_numpy(np.ascontiguousarray(target)),
+            "azimuth_deg": recipe.azimuths_deg[query],
+            "caption": recipe.caption if query == 0 else recipe.captions[1],
+            "mixture_id": f"{recipe.mixture_id}@epoch{self.epoch}" + (f"/query{query}" if self.query_pairs else ""),
         }
 
     def __getstate__(self) -> dict[str, Any]:
@@ -91,4 +107,5 @@ class DynamicMixingDataset(Dataset):
         state["_corpus"] = None
         state["_renderer"] = None
         state["_bank"] = None
+        state["_last"] = None
         return state

@@ -35,3 +35,23 @@ def test_worker_count_does_not_change_the_epoch(corpus_spec):
     ids = [dataset[i]["mixture_id"] for i in range(len(dataset))]
     assert len(set(ids)) == len(ids)
     assert len({tuple(np.round(single[i, 0, :50].numpy(), 6)) for i in range(len(single))}) == len(single)
+
+
+def test_query_pairs_serve_each_mixture_for_its_target_and_its_interferer(corpus_spec):
+    paired = DynamicMixingDataset(_config(corpus_spec), query_pairs=True)
+    single = DynamicMixingDataset(_config(corpus_spec))
+    first, second = paired[2], paired[3]
+    # Item 2k asks for mixture k's target, exactly as the unpaired stream's item k.
+    torch.testing.assert_close(first["mixture"], single[1]["mixture"], rtol=0, atol=0)
+    torch.testing.assert_close(first["target"], single[1]["target"], rtol=0, atol=0)
+    assert first["caption"] == single[1]["caption"] and first["azimuth_deg"] == single[1]["azimuth_deg"]
+    # Item 2k + 1: the same mixture, the interferer's caption, image and direction.
+    torch.testing.assert_close(second["mixture"], first["mixture"], rtol=0, atol=0)
+    assert second["caption"] != first["caption"] and second["azimuth_deg"] != first["azimuth_deg"]
+    # Two sources: the two images are the whole mixture.
+    torch.testing.assert_close(first["target"] + second["target"], first["mixture"], rtol=0, atol=1e-6)
+    assert first["mixture_id"] != second["mixture_id"]
+    # The pair's second item is the same when asked for alone (nothing rides on the cache).
+    alone = DynamicMixingDataset(_config(corpus_spec), query_pairs=True)[3]
+    torch.testing.assert_close(alone["target"], second["target"], rtol=0, atol=0)
+    assert alone["caption"] == second["caption"]

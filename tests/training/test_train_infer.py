@@ -68,8 +68,9 @@ def test_a_t5_from_a_local_folder_trains_is_recorded_and_serves_infer(data, val,
     run = tmp_path / "run"
     args = ["train-baseline", "--system", "luseel-extract", "--sources", "2", "--preset", "tiny", "--batch-size", "2",
             "--epoch-size", "4", "--max-epochs", "1", "--val-data", str(val), "--out", str(run), "--no-progress",
-            "--text-encoder", "t5", "--text-model", str(t5)]
+            "--text-encoder", "t5", "--text-model", str(t5), "--query-pairs"]
     assert main(args) == 0
+    assert json.loads((run / "train_config.json").read_text())["query_pairs"] is True
     text = torch.load(run / "last.pt", weights_only=True)["model"]["config"]["text"]
     assert (text["encoder"], text["encoder_name"]) == ("t5", str(t5))
     submission = infer(run / "best.pt", data, tmp_path / "submission", progress=False)
