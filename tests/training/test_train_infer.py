@@ -161,6 +161,9 @@ def test_presets_and_explicit_limits():
     assert TrainConfig.for_preset("tiny", system="luseel", max_steps=30, max_epochs=1).max_epochs == 1
     paper = TrainConfig.for_preset("paper", system="luseel")
     assert (paper.batch_size, paper.lr, paper.warmup_steps, paper.halve_after, paper.stop_after) == (32, 1e-4, 5000, 6, 10)
+    # The paper draws one query per mixture; the small preset asks each mixture twice, unless told not to.
+    assert not paper.query_pairs and TrainConfig.for_preset("small", system="luseel").query_pairs
+    assert not TrainConfig.for_preset("small", system="luseel", query_pairs=False).query_pairs
     with pytest.raises(LusebenchError, match="unknown preset"):
         TrainConfig.for_preset("huge", system="luseel")
 
