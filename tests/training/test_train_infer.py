@@ -164,6 +164,25 @@ def test_presets_and_explicit_limits():
     # The paper draws one query per mixture; the small preset asks each mixture twice, unless told not to.
     assert not paper.query_pairs and TrainConfig.for_preset("small", system="luseel").query_pairs
     assert not TrainConfig.for_preset("small", system="luseel", query_pairs=False).query_pairs
+    assert (paper.select_on, TrainConfig.for_preset("small", system="luseel").select_on) == ("loss", "metrics")
+    with pytest.raises(LusebenchError, match="unknown selection"):
+        TrainConfig.for_preset("small", system="luseel", select_on="vibes")
+
+
+def test_selection_criterion_weighs_1_db_as_10_deg_and_ignores_what_a_system_lacks():
+    from lusebench.baselines.train import selection_criterion
+
+    val = {"loss": 39.0, "si_snri_db": 0.5, "doa_mae_deg": 60.0}
+    assert selection_criterion(val, "loss") == 39.0
+    assert selection_criterion(val, "metrics") == pytest.approx(-0.5 + 6.0)
+    # 1 dB better and 10 deg worse: a tie.
+    assert selection_criterion({"si_snri_db": 1.5, "doa_mae_deg": 70.0}, "metrics") == pytest.approx(5.5)
+    assert selection_criterion({"loss": 1.0, "si_snri_db": 0.3}, "metrics") == pytest.approx(-0.3)
+    assert selection_criterion({"loss": 1.0, "doa_mae_deg": 45.0}, "metrics") == pytest.approx(4.5)
+    # The small preset's DoA loss rose while its MAE fell (docs/small-preset.md): metrics pick the later one.
+    early, late = {"loss": 39.1, "si_snri_db": -0.12, "doa_mae_deg": 74.1}, {"loss": 44.4, "si_snri_db": 0.45, "doa_mae_deg": 55.7}
+    assert selection_criterion(late, "metrics") < selection_criterion(early, "metrics")
+    assert selection_criterion(late, "loss") > selection_criterion(early, "loss")
     with pytest.raises(LusebenchError, match="unknown preset"):
         TrainConfig.for_preset("huge", system="luseel")
 
