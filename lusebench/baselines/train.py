@@ -185,7 +185,7 @@ class LearningRate:
         self.bad_epochs += 1
         if self.bad_epochs % self.config.halve_after == 0:
             self.scale *= 0.5
-            log.info("no better validation loss for %d epochs: learning rate halved", self.bad_epochs)
+            log.info("no better validation %s for %d epochs: learning rate halved", self.config.select_on, self.bad_epochs)
         return False, self.bad_epochs >= self.config.stop_after
 
     def state_dict(self) -> dict[str, float]:
@@ -484,7 +484,7 @@ def _earlier_run(out: Path, force: bool, val_config: SimulationConfig | None) ->
 def _finished(config: TrainConfig, checkpoint: dict[str, Any]) -> str | None:
     """Why the run a checkpoint stopped is over under ``config``'s limits, or None if it goes on."""
     if checkpoint["schedule"]["bad_epochs"] >= config.stop_after:
-        return f"no better validation loss for {config.stop_after} epochs"
+        return f"no better validation {config.select_on} for {config.stop_after} epochs"
     if config.max_steps is not None and checkpoint["step"] >= config.max_steps:
         return f"{checkpoint['step']} steps done, --max-steps {config.max_steps}"
     if config.max_epochs is not None and checkpoint["epoch"] >= config.max_epochs:
