@@ -46,14 +46,13 @@ from tqdm import tqdm
 
 from lusebench.simulation.gm import (
     GM_CLIPS, GM_CREDIT, GM_LICENCE, GM_RENDER_RATE, GM_SEED, MIN_DURATION_S, SAMPLE_RATE, SOUNDFONT_SHA256,
-    condition, gm_notes, load_soundfont, render_gm,
+    condition, flac_bytes, gm_notes, load_soundfont, render_gm,
 )
+from lusebench.simulation.corpus import AUDIOCAPS_COLUMNS, PROVENANCE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
 SPLIT_FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
-AUDIOCAPS_HEADER = ("audiocap_id", "youtube_id", "start_time", "caption")
-EXTRA_HEADER = ("source", "licence", "credit", "duration_s", "original_name")
 
 # Pinned so that a rebuild reads the very bytes the committed assets came from.
 DEBS = {
@@ -277,12 +276,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def flac_bytes(audio: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    return buffer.getvalue()
-
-
 def load_captions(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
     """(source, original_name) -> (group, caption) from the hand-written table."""
     with path.open(newline="", encoding="utf-8") as handle:
@@ -318,7 +311,7 @@ class Row:
 def write_csv(path: Path, rows: list[Row]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(AUDIOCAPS_HEADER + EXTRA_HEADER)
+    writer.writerow(AUDIOCAPS_COLUMNS + PROVENANCE_COLUMNS)
     for row in rows:
         writer.writerow(
             [row.audiocap_id, row.youtube_id, 0, row.caption, row.source, row.licence,

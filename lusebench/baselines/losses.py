@@ -139,7 +139,7 @@ def gaussian_doa_label(
     centres = torch.arange(num_bins, device=azimuth_deg.device, dtype=torch.float32) * (360.0 / num_bins)
     delta = circular_distance_deg(centres[None], azimuth_deg.float()[:, None])
     label = torch.exp(-delta.pow(2) / (2 * sigma2_deg2))
-    return label if scale == 1.0 else label * scale
+    return label * scale
 
 
 def doa_label_prior(num_bins: int = 360, sigma2_deg2: float = 5.0, coding: DoALabel = "likelihood") -> float:

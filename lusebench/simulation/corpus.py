@@ -26,6 +26,8 @@ from lusebench.io import read_audio, sha256_file
 log = logging.getLogger(__name__)
 
 AUDIOCAPS_COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
+# What lusebench's own corpora (minicaps, gmcaps) add to each AudioCaps row; the loader ignores them.
+PROVENANCE_COLUMNS = ("source", "licence", "credit", "duration_s", "original_name")
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
 # AudioCaps names its splits train/val/test; Hugging Face copies often say "validation".
 _HF_SPLIT_NAMES = {"train": ("train",), "val": ("val", "validation", "valid"), "test": ("test",)}

@@ -10,12 +10,14 @@ PyAudio (for live playback, which lusebench never does) that does not build with
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
 
 import numpy as np
+import soundfile as sf
 from scipy.signal import resample_poly
 
 from lusebench.errors import LusebenchError
@@ -320,6 +322,13 @@ def load_soundfont() -> bytes:
     if digest != SOUNDFONT_SHA256:
         raise LusebenchError(f"pretty_midi's TimGM6mb.sf2 has sha256 {digest}, expected {SOUNDFONT_SHA256} (pretty_midi 0.2.11)")
     return sf2
+
+
+def flac_bytes(audio: np.ndarray) -> bytes:
+    """A conditioned clip as the bytes of a 16-bit FLAC file at SAMPLE_RATE, as corpus clips are stored."""
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
 
 
 def condition(audio: np.ndarray, sample_rate: int) -> np.ndarray:

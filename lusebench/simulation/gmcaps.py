@@ -29,14 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
 from lusebench import __version__
 from lusebench.errors import LusebenchError
 from lusebench.io import replace_folder, write_bytes
 from lusebench.simulation import gm
-from lusebench.simulation.corpus import embedded_root
+from lusebench.simulation.corpus import AUDIOCAPS_COLUMNS, PROVENANCE_COLUMNS, embedded_root
 
 FOLDER_ENTRIES = ("train.csv", "audio", "README.md", "gmcaps.json")
 MAX_CLIPS = 100_000
@@ -247,32 +246,27 @@ def render_clip(generated: GeneratedClip, seed: int, soundfont: bytes) -> np.nda
     return gm.condition(gm.render_gm(generated.gm_clip, notes, soundfont), gm.GM_RENDER_RATE)
 
 
-def _flac(audio: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, audio, gm.SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    return buffer.getvalue()
-
-
 _worker_soundfont: bytes | None = None
 
 
-def _init_worker() -> None:
+def _init_worker(soundfont: bytes | None = None) -> None:
     global _worker_soundfont
-    _worker_soundfont = gm.load_soundfont()
+    _worker_soundfont = soundfont if soundfont is not None else gm.load_soundfont()
 
 
-def _render_item(task: tuple[GeneratedClip, int]) -> bytes:
+def _render_item(task: tuple[GeneratedClip, int]) -> tuple[bytes, int]:
+    """(FLAC bytes, samples) of one clip."""
     generated, seed = task
     assert _worker_soundfont is not None
     audio = render_clip(generated, seed, _worker_soundfont)
     if len(audio) < gm.MIN_DURATION_S * gm.SAMPLE_RATE:
         raise LusebenchError(f"{generated.clip_id} ({generated.caption!r}) renders {len(audio)} samples; the voice table is wrong")
-    return _flac(audio)
+    return gm.flac_bytes(audio), len(audio)
 
 
-def _rendered(tasks: list[tuple[GeneratedClip, int]], workers: int) -> Iterator[bytes]:
+def _rendered(tasks: list[tuple[GeneratedClip, int]], workers: int, soundfont: bytes) -> Iterator[tuple[bytes, int]]:
     if workers == 1:
-        _init_worker()
+        _init_worker(soundfont)
         yield from map(_render_item, tasks)
         return
     with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
@@ -289,7 +283,7 @@ def build_gmcaps(out: Path, clips: int, seed: int = 0, workers: int = 1, progres
         raise LusebenchError(f"--clips must be between 1 and {MAX_CLIPS}, got {clips}")
     if workers < 1:
         raise LusebenchError(f"--workers must be at least 1, got {workers}")
-    gm.load_soundfont()  # a missing synthesizer fails before the folder is touched
+    soundfont = gm.load_soundfont()  # a missing synthesizer fails before the folder is touched
     programs, drum_patterns, banned = held_out()
     pairs = training_voices(programs, drum_patterns)
     drawn = [draw_clip(seed, i, pairs, banned) for i in range(clips)]
@@ -298,17 +292,15 @@ def build_gmcaps(out: Path, clips: int, seed: int = 0, workers: int = 1, progres
         (staging / "audio").mkdir()
         tasks = [(clip, seed) for clip in drawn]
         bar = tqdm(total=clips, desc=f"gmcaps {Path(out).name}", unit="clip", disable=not progress)
-        for clip, payload in zip(drawn, _rendered(tasks, workers)):
+        for clip, (payload, num_samples) in zip(drawn, _rendered(tasks, workers, soundfont)):
             write_bytes(staging / "audio" / f"{clip.clip_id}.flac", payload)
-            duration = sf.info(io.BytesIO(payload)).duration
             rows.append([clip.index + 1, clip.clip_id, 0, clip.caption, "gmcaps", gm.GM_LICENCE, gm.GM_CREDIT,
-                         f"{duration:.4f}", f"{clip.voice.name}/{clip.gm_clip.pattern}"])
+                         f"{num_samples / gm.SAMPLE_RATE:.4f}", f"{clip.voice.name}/{clip.gm_clip.pattern}"])
             bar.update()
         bar.close()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(("audiocap_id", "youtube_id", "start_time", "caption", "source", "licence", "credit",
-                         "duration_s", "original_name"))
+        writer.writerow(AUDIOCAPS_COLUMNS + PROVENANCE_COLUMNS)
         writer.writerows(rows)
         write_bytes(staging / "train.csv", buffer.getvalue().encode("utf-8"))
         config = {"generator_version": GENERATOR_VERSION, "lusebench": __version__, "seed": seed, "clips": clips,

@@ -110,13 +110,13 @@ def test_minicaps_plus_gmcaps_trains_on_both_and_validates_on_minicaps(built):
     assert corpus.audio(gm_clip, 16000).shape[0] >= 8000
     config = SimulationConfig(num_sources=2, num_mixtures=40, split="train", duration_s=0.5,
                               corpus=f"minicaps+audiocaps:{built}")
-    item_clips = set()
+    captions_seen = set()
     dataset = DynamicMixingDataset(config, corpus=corpus)
     for i in range(40):
         item = dataset[i]
         assert item["mixture"].shape == (2, 8000)
-        item_clips.add(item["caption"])
-    assert item_clips & {clip.captions[0] for clip in corpus.split("train")[-12:]}
+        captions_seen.add(item["caption"])
+    assert captions_seen & {clip.captions[0] for clip in corpus.split("train")[-12:]}
 
 
 def test_a_union_refuses_two_clips_of_one_id():
