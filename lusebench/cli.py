@@ -430,7 +430,7 @@ def _add_replicate_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sources", type=int, choices=[2, 3], default=2, help="sources per mixture (default 2)")
     p.add_argument("--preset", choices=["paper", "small", "tiny"], default="small", help="model and recipe size (default small)")
-    p.add_argument("--out", type=Path, required=True, help="folder for data/, runs/, submissions/, results/, logs/, site/ (required)")
+    p.add_argument("--out", type=Path, required=True, help="folder for data/, runs/, submissions/, results/, logs/, site/")
     p.add_argument("--systems", nargs="+", help="a subset of the five systems (default all)")
     p.add_argument("--jobs", type=int, default=1, help="systems processed at once, each with cores/jobs threads (default 1)")
     p.add_argument("--seed", type=int, default=0, help="training seed of every system (default 0)")

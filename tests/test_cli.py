@@ -34,6 +34,7 @@ def test_help_shows_every_default_marks_required_options_and_describes_every_com
             if action.option_strings and action.nargs != 0:
                 helped = " ".join(command._get_formatter()._expand_help(action).split())
                 assert "default" in helped or "required" in helped, f"{name} {action.option_strings[0]}: {helped}"
+                assert helped.count("(required)") + helped.count("(default") <= 1, f"{name}: said twice: {helped}"
         if name == "infer":
             assert "--checkpoint CHECKPOINT a checkpoint written by train-baseline (required)" in text
 

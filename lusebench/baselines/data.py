@@ -14,7 +14,8 @@ from lusebench.io import read_audio
 from lusebench.simulation.writer import load_manifest
 
 class RenderedSet(Dataset):
-    """Items of a rendered folder: ``mixture`` (2, N), ``target`` (2, N), ``azimuth_deg``, ``caption``, ``mixture_id``."""
+    """Items of a rendered folder: ``mixture`` (2, N), ``target`` (2, N), ``azimuth_deg``, ``caption``,
+    ``interferer_caption`` (the first interferer's, for the query-swap check), ``mixture_id``."""
 
     def __init__(self, data_dir: Path | str) -> None:
         self.root = Path(data_dir)
@@ -38,6 +39,7 @@ class RenderedSet(Dataset):
             "target": torch.from_numpy(target),
             "azimuth_deg": float(row["target_azimuth_deg"]),
             "caption": str(row["caption"]),
+            "interferer_caption": str(row["captions"][1]),
             "mixture_id": str(row["mixture_id"]),
         }
 
@@ -49,6 +51,7 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         "target": torch.stack([item["target"] for item in items]),
         "azimuth_deg": torch.tensor([item["azimuth_deg"] for item in items], dtype=torch.float32),
         "caption": [item["caption"] for item in items],
+        "interferer_caption": [item["interferer_caption"] for item in items],
         "mixture_id": [item["mixture_id"] for item in items],
     }
 

@@ -353,10 +353,13 @@ def autocast(device: torch.device) -> AbstractContextManager:
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
-def _forward(model: BaselineSystem | DistributedDataParallel, batch: dict[str, Any], device: torch.device) -> SystemOutput:
-    """The model's output on one batch, in float32 whatever the autocast."""
+def _forward(
+    model: BaselineSystem | DistributedDataParallel, batch: dict[str, Any], device: torch.device, query: str = "caption"
+) -> SystemOutput:
+    """The model's output on one batch, in float32 whatever the autocast; ``query`` names the
+    batch's list of captions to ask with."""
     with autocast(device):
-        output = model(batch["mixture"].to(device, non_blocking=True), batch["caption"])
+        output = model(batch["mixture"].to(device, non_blocking=True), batch[query])
     # Losses in float32: SI-SNR's log ratios lose too much in bf16.
     return dataclasses.replace(
         output,
@@ -375,14 +378,21 @@ def batch_loss(
 
 
 @torch.no_grad()
-def validate(model: BaselineSystem, loader: DataLoader, device: torch.device) -> dict[str, float]:
+def validate(
+    model: BaselineSystem, loader: DataLoader, device: torch.device, swap_query: bool = False
+) -> dict[str, float]:
     """Means over a rendered set: ``loss`` (the total, which picks the best checkpoint), and what
-    a user reads: ``si_snri_db`` (extraction) and ``doa_mae_deg`` (argmax, localization)."""
+    a user reads: ``si_snri_db`` (extraction) and ``doa_mae_deg`` (argmax, localization).
+
+    With ``swap_query`` the model is asked for the first interferer while the figures still score
+    the target: a system that follows its query falls well below its own figures, one that ignores
+    the query scores the same (scripts/train_val_gap.py).
+    """
     model.eval()
     sums: dict[str, float] = {}
     count = 0
     for batch in loader:
-        output = _forward(model, batch, device)
+        output = _forward(model, batch, device, "interferer_caption" if swap_query else "caption")
         target, azimuth = batch["target"].to(device), batch["azimuth_deg"].to(device)
         items = len(batch["caption"])
         values = {"loss": float(model.loss(output, target, azimuth)["total"])}

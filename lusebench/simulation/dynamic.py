@@ -35,7 +35,8 @@ class DynamicMixingDataset(Dataset):
     """A map-style dataset of ``config.num_mixtures`` freshly drawn mixtures per epoch.
 
     Items are dicts: ``mixture`` (2, N) float32 tensor, ``target`` (2, N) float32 tensor (the
-    target's binaural image), ``azimuth_deg`` float, ``caption`` str, ``mixture_id`` str.
+    target's binaural image), ``azimuth_deg`` float, ``caption`` str, ``interferer_caption`` str
+    (another source's of the same mixture), ``mixture_id`` str.
 
     Args:
         config: the mixing configuration (its split is usually ``train``).
@@ -98,6 +99,8 @@ class DynamicMixingDataset(Dataset):
             "target": torch.from_numpy(np.ascontiguousarray(target)),
             "azimuth_deg": recipe.azimuths_deg[query],
             "caption": recipe.caption if query == 0 else recipe.captions[1],
+            # Another source of the same mixture, as RenderedSet gives, for the query-swap check.
+            "interferer_caption": recipe.captions[1 - query],
             "mixture_id": f"{recipe.mixture_id}@epoch{self.epoch}" + (f"/query{query}" if self.query_pairs else ""),
         }
 

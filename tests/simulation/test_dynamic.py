@@ -48,6 +48,8 @@ def test_query_pairs_serve_each_mixture_for_its_target_and_its_interferer(corpus
     # Item 2k + 1: the same mixture, the interferer's caption, image and direction.
     torch.testing.assert_close(second["mixture"], first["mixture"], rtol=0, atol=0)
     assert second["caption"] != first["caption"] and second["azimuth_deg"] != first["azimuth_deg"]
+    # Each names the other as its "interferer" (the query-swap check asks for that one).
+    assert (first["interferer_caption"], second["interferer_caption"]) == (second["caption"], first["caption"])
     # Two sources: the two images are the whole mixture.
     torch.testing.assert_close(first["target"] + second["target"], first["mixture"], rtol=0, atol=1e-6)
     assert first["mixture_id"] != second["mixture_id"]

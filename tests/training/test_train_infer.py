@@ -187,6 +187,54 @@ def test_selection_criterion_weighs_1_db_as_10_deg_and_ignores_what_a_system_lac
         TrainConfig.for_preset("huge", system="luseel")
 
 
+class _Oracle(torch.nn.Module):
+    """Returns exactly the source its query names (the target, or the rest of the mixture) and a
+    one-hot likelihood at that source's azimuth; with ``blind`` it ignores the query."""
+
+    def __init__(self, dataset, blind: bool = False) -> None:
+        super().__init__()
+        self.items = [dataset[i] for i in range(len(dataset))]
+        self.azimuths = [list(dataset.manifest["azimuths_deg"].iloc[i]) for i in range(len(dataset))]
+        self.blind = blind
+
+    def forward(self, mixture, captions):
+        from lusebench.baselines.systems import SystemOutput
+
+        waves, likelihoods = [], []
+        for mix, caption in zip(mixture, captions):
+            index = next(i for i, item in enumerate(self.items) if torch.equal(item["mixture"], mix))
+            own = self.blind or caption == self.items[index]["caption"]
+            waves.append(self.items[index]["target"] if own else mix - self.items[index]["target"])
+            likelihood = torch.zeros(360)
+            likelihood[round(self.azimuths[index][0 if own else 1]) % 360] = 1.0
+            likelihoods.append(likelihood)
+        return SystemOutput(torch.stack(waves), torch.stack(likelihoods), ())
+
+    def loss(self, output, target, azimuth):
+        return {"total": torch.zeros(())}
+
+
+def test_the_query_swap_check_tells_a_query_follower_from_a_query_blind_system(val):
+    from torch.utils.data import DataLoader
+
+    from lusebench.baselines.data import RenderedSet, collate
+    from lusebench.baselines.train import validate
+
+    dataset = RenderedSet(val)
+    loader = DataLoader(dataset, batch_size=2, collate_fn=collate)
+    separations = dataset.manifest["angular_separation_deg"].to_numpy()
+    cpu = torch.device("cpu")
+    own, swapped = validate(_Oracle(dataset), loader, cpu), validate(_Oracle(dataset), loader, cpu, swap_query=True)
+    assert own["si_snri_db"] > 30 and swapped["si_snri_db"] < -10
+    assert own["doa_mae_deg"] < 0.5
+    # Asked for the interferer, it points there: its error against the target is the separation.
+    assert swapped["doa_mae_deg"] == pytest.approx(separations.mean(), abs=0.5)
+    blind, blind_swapped = validate(_Oracle(dataset, blind=True), loader, cpu), validate(
+        _Oracle(dataset, blind=True), loader, cpu, swap_query=True
+    )
+    assert blind == blind_swapped
+
+
 def _ddp_rank(rank: int, world: int, port: int, system: str, out: str, val: str, nan_on_rank: int | None, results) -> None:
     """One torchrun-like rank: the environment torchrun sets, then train()."""
     import os
