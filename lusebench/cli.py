@@ -340,6 +340,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     for key, cell in results.summary["metrics"]["overall"].items():
         mean = "-" if cell["mean"] is None else format_fixed(cell["mean"], 2)
         ci = "" if cell["ci95"] is None else f"  95% CI [{format_fixed(cell['ci95_low'], 2)}, {format_fixed(cell['ci95_high'], 2)}]"
+        if cell.get("ci95_clips_low") is not None:
+            ci += f", over {cell['clips']} target clips [{format_fixed(cell['ci95_clips_low'], 2)}, {format_fixed(cell['ci95_clips_high'], 2)}]"
         print(f"{key:>20} {mean:>9}{ci}  (n={cell['n']})")
     print(f"results written to {results.folder}")
     return 0

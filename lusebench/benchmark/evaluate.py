@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from lusebench import __version__
 from lusebench.allocator import retain_freed_memory
-from lusebench.benchmark.aggregate import aggregate
+from lusebench.benchmark.aggregate import CLIP_COLUMN, aggregate
 from lusebench.benchmark.dataset import Dataset, load_dataset
 from lusebench.benchmark.metrics import (
     DOA_TOLERANCE_DEG,
@@ -245,6 +245,8 @@ def evaluate(
         checked, outcomes = _checked(submission, dataset, workers, progress, score=True)
         by_id = {mixture_id: record for mixture_id, _, record in outcomes}
         columns = ["mixture_id", "num_sources", "condition", "angular_separation_deg", "target_azimuth_deg"]
+        # The target clip, where the set names it, groups the items for the by-clip interval.
+        columns += [CLIP_COLUMN] if CLIP_COLUMN in dataset.manifest.columns else []
         items = dataset.manifest[columns].copy()
         records = pd.DataFrame([by_id.get(m, {}) for m in items["mixture_id"]], index=items.index)
         items = pd.concat([items, records], axis=1)

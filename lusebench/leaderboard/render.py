@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lusebench import __version__
 from lusebench.leaderboard.results import ResultsFile, Stat
-from lusebench.leaderboard.tables import COLUMNS, DECIMALS, RANK_RULE, Column, Row, Table
+from lusebench.leaderboard.tables import CLIPS_NOTE, COLUMNS, DECIMALS, RANK_RULE, Column, Row, Table
 
 _NOT_APPLICABLE = "-"  # the paper's mark for a task a system does not do
 
@@ -30,15 +30,24 @@ def format_fixed(value: float, decimals: int = DECIMALS) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0.0 else text
 
 
+def _interval_text(mean: float, low: float, high: float) -> str:
+    """``± h`` for a symmetric interval at the shown precision, else ``[low, high]``."""
+    half = (high - low) / 2
+    if format_fixed(mean - half) == format_fixed(low) and format_fixed(mean + half) == format_fixed(high):
+        return f"± {format_fixed(half)}"
+    return f"[{format_fixed(low)}, {format_fixed(high)}]"
+
+
 def _stat_text(stat: Stat) -> str:
     if stat.ci95 is None:
         return format_fixed(stat.mean)
     if stat.low is not None and stat.high is not None:
-        low, high = format_fixed(stat.low), format_fixed(stat.high)
-        symmetric = format_fixed(stat.mean - stat.ci95) == low and format_fixed(stat.mean + stat.ci95) == high
-        if not symmetric:  # cut by the metric's range, or Wilson's: show where it lies
-            return f"{format_fixed(stat.mean)} [{low}, {high}]"
-    return f"{format_fixed(stat.mean)} ± {format_fixed(stat.ci95)}"
+        text = f"{format_fixed(stat.mean)} {_interval_text(stat.mean, stat.low, stat.high)}"
+    else:
+        text = f"{format_fixed(stat.mean)} ± {format_fixed(stat.ci95)}"
+    if stat.clips_low is not None and stat.clips_high is not None:
+        text += f" (clips {_interval_text(stat.mean, stat.clips_low, stat.clips_high)})"
+    return text
 
 
 def _gcc_phat_label(gcc_phat: bool | None) -> str:
@@ -104,6 +113,7 @@ def render_markdown(tables: Sequence[Table], figures: FigureUrls) -> str:
         "they were not measured by lusebench and are never ranked with measured rows. Values are mean ± 95% CI;",
         "SDRi is plain SDR; Accuracy is the share of DoA errors within 5 deg.",
         f"{RANK_RULE} An interval in brackets is asymmetric: a share's (Wilson) or one cut by the metric's range.",
+        CLIPS_NOTE,
     ]
     headers = ["System", "Tasks", "GCC-PHAT", "Channels"] + [f"{c.label} ({c.unit})" for c in COLUMNS]
     for table in tables:
@@ -270,7 +280,7 @@ Values are mean ± 95% confidence interval; SDRi is plain SDR; Accuracy is the s
 Tables marked <em>reported in the paper</em> copy the LuSeeL paper's Table 1: they were not measured by
 lusebench and are never ranked with measured rows. Systems scored on different test sets are in different
 tables. {_e(RANK_RULE)} An interval in brackets is asymmetric: a share's (Wilson) or one cut by the
-metric's range. Click a column header to sort; best values are in bold.</p>
+metric's range. {_e(CLIPS_NOTE)} Click a column header to sort; best values are in bold.</p>
 {sections}
 <script>{_SCRIPT}</script>
 </body>

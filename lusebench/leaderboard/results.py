@@ -37,7 +37,9 @@ class Stat:
     """One aggregated metric: mean over items, its 95% interval, item count.
 
     ``ci95`` is half the interval's width; ``low``/``high`` its ends, None in results files
-    written before intervals could be asymmetric (there: mean -/+ ci95).
+    written before intervals could be asymmetric (there: mean -/+ ci95). ``clips_low``/``clips_high``
+    bound the interval over target clips (lusebench/benchmark/aggregate.py), of ``clips`` clips;
+    None in files written before it existed or for a set that does not name its clips.
     """
 
     mean: float
@@ -45,6 +47,9 @@ class Stat:
     n: int | None = None
     low: float | None = None
     high: float | None = None
+    clips_low: float | None = None
+    clips_high: float | None = None
+    clips: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,15 +95,18 @@ class _Fields(Fields):
         mean = self.take(entry, f"{where}.{key}", "mean", "a finite number", nullable=True)
         ci95 = self.take(entry, f"{where}.{key}", "ci95", "a finite number", nullable=True)
         n = self.take(entry, f"{where}.{key}", "n", "a non-negative integer")
-        # The interval's ends arrived with bounded intervals (Wilson); older files lack them.
+        # The interval's ends arrived with bounded intervals (Wilson), the by-clip interval later;
+        # older files lack them.
         ends = [
             self.take(entry, f"{where}.{key}", end, "a finite number", nullable=True) if end in entry else None
-            for end in ("ci95_low", "ci95_high")
+            for end in ("ci95_low", "ci95_high", "ci95_clips_low", "ci95_clips_high")
         ]
+        clips = self.take(entry, f"{where}.{key}", "clips", "a non-negative integer") if "clips" in entry else None
         if mean is None or n is None:
             return None
-        low, high = (None if end is None else float(end) for end in ends)
-        return Stat(mean=float(mean), ci95=None if ci95 is None else float(ci95), n=n, low=low, high=high)
+        low, high, clips_low, clips_high = (None if end is None else float(end) for end in ends)
+        return Stat(mean=float(mean), ci95=None if ci95 is None else float(ci95), n=n, low=low, high=high,
+                    clips_low=clips_low, clips_high=clips_high, clips=clips)
 
 
 def _parse_utc(text: str | None, fields: _Fields) -> datetime | None:

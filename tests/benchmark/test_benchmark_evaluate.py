@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lusebench.benchmark.aggregate import mean_ci, separation_bin
+from lusebench.benchmark.aggregate import clip_ci, mean_ci, separation_bin
 from lusebench.benchmark.dataset import load_dataset
 from lusebench.benchmark.metrics import METRICS
 from lusebench.benchmark.evaluate import ItemJob, _run_jobs, check, evaluate
@@ -75,6 +75,33 @@ def test_bounded_metric_interval_is_cut_to_its_range():
     assert cell["ci95"] == pytest.approx(cell["ci95_high"] / 2)
 
 
+def test_by_clip_interval_known_answers():
+    rng = np.random.default_rng(0)
+    values = rng.normal(0.5, 2.0, 40)
+    item = mean_ci(values)
+    # One item per clip: the by-clip interval is Student's t over the items.
+    one_each = clip_ci(values, np.arange(40))
+    assert (one_each["ci95_clips_low"], one_each["ci95_clips_high"]) == pytest.approx((item["ci95_low"], item["ci95_high"]))
+    assert one_each["clips"] == 40
+    # Eight clips, every item a copy of its clip's value: the interval over the eight clip values,
+    # however many copies (the item interval shrinks with the copies; this one does not).
+    clip_values = values[:8]
+    copies = np.repeat(clip_values, 25)
+    grouped = clip_ci(copies, np.repeat([f"clip-{k}" for k in range(8)], 25))
+    over_clips = mean_ci(clip_values)
+    assert (grouped["ci95_clips_low"], grouped["ci95_clips_high"]) == pytest.approx((over_clips["ci95_low"], over_clips["ci95_high"]))
+    assert grouped["ci95_clips_high"] - grouped["ci95_clips_low"] > 4 * mean_ci(copies)["ci95"]
+    # The order of the items, and NaN items, do not matter; fewer than two clips give no interval.
+    order = rng.permutation(200)
+    with_nan = np.append(copies[order], np.nan)
+    shuffled = clip_ci(with_nan, np.append(np.repeat(np.arange(8), 25)[order], 99))
+    assert shuffled["ci95_clips_low"] == pytest.approx(grouped["ci95_clips_low"]) and shuffled["clips"] == 8
+    assert clip_ci(values, np.zeros(40)) == {"ci95_clips_low": None, "ci95_clips_high": None, "clips": 1}
+    # Cut to the metric's range like the item interval.
+    errors = clip_ci(np.array([0.0] * 18 + [170.0, 180.0]), np.arange(20), METRICS["doa_mae_deg"])
+    assert errors["ci95_clips_low"] == 0.0
+
+
 def test_separation_bins_close_on_the_right_at_180():
     np.testing.assert_array_equal(separation_bin(np.array([0.0, 19.9, 20.0, 179.0, 180.0])), [0, 0, 1, 8, 8])
 
@@ -98,11 +125,15 @@ def test_good_submission_results(data, good, tmp_path):
     assert overall["doa_accuracy_pct"]["mean"] == pytest.approx(100.0)
     assert set(summary["metrics"]["by_num_sources"]) == {"2"}
     assert set(summary["metrics"]["by_condition"]) == {"anechoic"}
+    # Every mixture of this set has its own target clip: the by-clip interval is the item one.
+    assert overall["si_snri_db"]["clips"] == 5
+    assert overall["si_snri_db"]["ci95_clips_low"] == pytest.approx(overall["si_snri_db"]["ci95_low"])
     bins = summary["metrics"]["by_separation"]
     assert sum(c["n"] for c in bins["si_snri_db"]) == 5
     assert len(bins["doa_mae_deg"]) == len(bins["bins_deg"]) - 1
     items = pd.read_csv(tmp_path / "res" / "items.csv")
     assert items["mixture_id"].tolist() == load_dataset(data).mixture_ids
+    assert items["target_clip_id"].tolist() == load_dataset(data).manifest["target_clip_id"].tolist()
     np.testing.assert_allclose(items["si_snri_db"], results.items["si_snri_db"], rtol=1e-5)
     for figure in ("fig2_si_snri_by_separation", "fig3_doa_mae_by_separation", "fig4_mae_vs_si_snri"):
         for fmt in ("png", "pdf"):

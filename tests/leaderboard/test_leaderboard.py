@@ -339,6 +339,31 @@ def test_intervals_show_their_ends_when_asymmetric_and_no_value_reads_minus_zero
     assert _stat_text(Stat(mean=5.0, ci95=0.5, n=10, low=4.5, high=5.5)) == "5.0 ± 0.5"
     assert _stat_text(Stat(mean=5.0, ci95=0.5, n=10)) == "5.0 ± 0.5"  # a results file from before the ends
     assert _stat_text(Stat(mean=-0.01, ci95=None, n=1)) == "0.0"
+    # The interval over target clips follows the item one, in the same notation.
+    by_clip = Stat(mean=-1.43, ci95=0.26, n=1000, low=-1.69, high=-1.17, clips_low=-2.5, clips_high=-0.36, clips=33)
+    assert _stat_text(by_clip) == "-1.4 ± 0.3 (clips ± 1.1)"
+    cut = Stat(mean=2.0, ci95=1.0, n=100, low=1.0, high=3.0, clips_low=0.0, clips_high=5.5, clips=20)
+    assert _stat_text(cut) == "2.0 ± 1.0 (clips [0.0, 5.5])"
+    assert _stat_text(Stat(mean=5.0, ci95=0.5, n=10, low=4.5, high=5.5, clips_low=3.0, clips_high=7.0, clips=5)) == (
+        "5.0 ± 0.5 (clips ± 2.0)"
+    )
+
+
+def test_the_by_clip_interval_is_read_checked_and_shown(tmp_path):
+    data = fake_results(num_sources=(2,))
+    data["metrics"]["by_num_sources"]["2"]["si_snri_db"].update(ci95_clips_low=8.0, ci95_clips_high=12.0, clips=33)
+    stat = parse_results(data, tmp_path / "results.json").metrics[2]["si_snri_db"]
+    assert (stat.clips_low, stat.clips_high, stat.clips) == (8.0, 12.0, 33)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "results.json").write_text(json.dumps(data))
+    board = build_leaderboard([tmp_path / "a"], tmp_path / "site")
+    assert "10.0 ± 0.5 (clips ± 2.0)" in board.markdown.read_text()
+    assert "(clips ± 2.0)" in board.html.read_text() and "treats the target clip as the unit" in board.html.read_text()
+    data["metrics"]["by_num_sources"]["2"]["si_snri_db"].update(clips=-1, ci95_clips_low="low")
+    with pytest.raises(LusebenchError) as error:
+        parse_results(data, tmp_path / "results.json")
+    assert "si_snri_db.ci95_clips_low should be a finite number" in str(error.value)
+    assert "si_snri_db.clips should be a non-negative integer" in str(error.value)
 
 
 def test_page_states_its_rank_rule(tmp_path):
