@@ -7,7 +7,8 @@ Prints, on one core at 16 kHz with the embedded MIT KEMAR set:
     kept below as the baseline) on the same rooms, alternated, with the largest difference
     between their BRIRs; and the read time of the same entries from the bank;
   * rendering 10 s, 3-source mixtures with BRIRs against the HRIR path, alternated, same dry
-    signals;
+    signals; and the FFTs alone of each path (the BRIR path at its fastest block size), whose
+    ratio is the floor of the render ratio for exact FFT convolution of these filters;
   * the minutes to build the ``test-3src-reverb`` bank (1,000 mixtures, 3,000 BRIRs), estimated
     from rendering its first ``--bank-mixtures`` mixtures into an empty bank with 1 and with 2
     workers (``lusebench simulate --benchmark test-3src-reverb --workers N`` builds the bank as
@@ -35,7 +36,7 @@ from lusebench.simulation import rooms
 from lusebench.simulation.brir_bank import BrirBank, BrirSpec
 from lusebench.simulation.config import BENCHMARK_SETS
 from lusebench.simulation.hrtf import load_hrtf
-from lusebench.simulation.render import Renderer
+from lusebench.simulation.render import Renderer, _long_filter_fft_size
 from lusebench.simulation.writer import simulate
 
 
@@ -141,6 +142,43 @@ def render_speed(filters: np.ndarray, repeats: int, sr: int) -> None:
           f"({1e3 * brir_s:.2f} ms) = {brir_s / hrir_s:.2f}x the HRIR time")
 
 
+def fft_floor(filters: np.ndarray, repeats: int, sr: int) -> None:
+    """The transforms alone of each path, timed the same way: a lower bound of any overlap-add.
+
+    The HRIR path's transforms at its own size (interpolated spectra: an inverse and a forward
+    transform per source and ear; per block: one forward, two inverse); the BRIR path's at every
+    size 2^k and 3 * 2^k that fits the filter (2 filter transforms per source, then the same per
+    block), its fastest size kept. Their ratio is the least the BRIR render can cost against the
+    HRIR render with exact FFT convolution of these filters.
+    """
+    renderer = Renderer(load_hrtf("kemar", sr))
+    sources, samples, length = 3, 10 * sr, filters.shape[-1]
+
+    def transforms(nfft: int, block: int, interpolated: bool) -> float:
+        blocks = -(-samples // block)
+        signal = torch.zeros(sources, blocks, nfft)
+        products = torch.zeros(sources, 2, blocks, nfft // 2 + 1, dtype=torch.complex64)
+        taps = torch.zeros(sources, 2, nfft)
+        filter_spectra = torch.zeros(sources, 2, nfft // 2 + 1, dtype=torch.complex64)
+
+        def run() -> None:
+            if interpolated:  # the HRIR path: interpolated spectra back to a causal FIR
+                torch.fft.irfft(filter_spectra, n=nfft)
+            torch.fft.rfft(taps)
+            torch.fft.rfft(signal)
+            torch.fft.irfft(products, n=nfft)
+
+        return float(np.median([_timed(run)[0] for _ in range(repeats + 1)][1:]))
+
+    hrir = transforms(renderer.nfft, renderer.block, interpolated=True)
+    sizes = [size for k in range(12, 19) for size in (1 << k, 3 << (k - 1)) if 2 * length <= size <= 4 * samples]
+    brir = {size: transforms(size, size - length + 1, interpolated=False) for size in sizes}
+    best = min(brir, key=brir.get)
+    print(f"transforms only, 10 s x 3 sources: HRIR path {1e3 * hrir:.2f} ms (nfft {renderer.nfft}); BRIR path "
+          f"{1e3 * brir[best]:.2f} ms at its fastest nfft {best} (render uses {_long_filter_fft_size(length, samples)}) "
+          f"= {brir[best] / hrir:.2f}x: the floor of the BRIR/HRIR ratio with exact FFT convolution")
+
+
 def bank_minutes(num: int) -> None:
     """Minutes to build the test-3src-reverb bank, from its first ``num`` mixtures into empty banks."""
     benchmark = BENCHMARK_SETS["test-3src-reverb"]
@@ -170,6 +208,7 @@ def main() -> None:
           f"HRIR spectra cached in {_timed(lambda: sphere.spectra)[0]:.2f} s")
     filters = build_speed(sphere, args.rooms, sr)
     render_speed(filters, args.repeats, sr)
+    fft_floor(filters, args.repeats, sr)
     if args.bank_mixtures:
         bank_minutes(args.bank_mixtures)
     print(f"load average {os.getloadavg()}")
