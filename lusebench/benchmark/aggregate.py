@@ -55,10 +55,7 @@ def mean_ci(values: np.ndarray, info: MetricInfo | None = None) -> dict:
         return {"mean": float(values[0]) if n else None, "ci95": None, "ci95_low": None, "ci95_high": None, "n": n}
     mean = float(values.mean())
     if info is not None and info.proportion:
-        share, scale = mean / info.high, info.high
-        centre = (share + _Z95**2 / (2 * n)) / (1 + _Z95**2 / n)
-        spread = _Z95 / (1 + _Z95**2 / n) * math.sqrt(share * (1 - share) / n + _Z95**2 / (4 * n * n))
-        low, high = scale * max(0.0, centre - spread), scale * min(1.0, centre + spread)
+        low, high = _wilson(mean, n, info.high)
     else:
         half_width = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)
         low, high = mean - half_width, mean + half_width
@@ -69,13 +66,24 @@ def mean_ci(values: np.ndarray, info: MetricInfo | None = None) -> dict:
     return {"mean": mean, "ci95": (high - low) / 2, "ci95_low": low, "ci95_high": high, "n": n}
 
 
+def _wilson(mean: float, n: float, scale: float) -> tuple[float, float]:
+    """Wilson's score interval of a share ``mean / scale`` over ``n`` (effective) items, in the mean's units."""
+    share = mean / scale
+    centre = (share + _Z95**2 / (2 * n)) / (1 + _Z95**2 / n)
+    spread = _Z95 / (1 + _Z95**2 / n) * math.sqrt(share * (1 - share) / n + _Z95**2 / (4 * n * n))
+    return scale * max(0.0, centre - spread), scale * min(1.0, centre + spread)
+
+
 def clip_ci(values: np.ndarray, clips: np.ndarray, info: MetricInfo | None = None) -> dict:
     """The mean's 95% interval with the items grouped by target clip.
 
     The cluster-robust (CR1, Liang-Zeger) standard error of a mean: the items' deviations from
     the mean are summed per clip, so items that share a clip count as one draw, and the interval
-    uses Student's t with (clips - 1) degrees of freedom, cut to the metric's range. Closed form
-    rather than a bootstrap, so the same table always gives the same bounds.
+    uses Student's t with (clips - 1) degrees of freedom, cut to the metric's range. For a share
+    (DoA accuracy), Wilson's interval over the effective item count n / design effect (Kish; the
+    clustered variance over the independent one, at least 1), and over the clip count when every
+    item scores the same, where the variances say nothing. Closed form rather than a bootstrap, so
+    the same table always gives the same bounds.
 
     Returns:
         ``{"ci95_clips_low", "ci95_clips_high", "clips"}``; the ends are None for fewer than two clips.
@@ -87,9 +95,15 @@ def clip_ci(values: np.ndarray, clips: np.ndarray, info: MetricInfo | None = Non
     count = len(labels)
     if count < 2:
         return {"ci95_clips_low": None, "ci95_clips_high": None, "clips": count}
-    mean = float(values.mean())
+    mean, n = float(values.mean()), values.size
     sums = np.bincount(cluster, weights=values - mean, minlength=count)
-    half_width = stats.t.ppf(0.975, count - 1) * math.sqrt(count / (count - 1) * float(np.sum(sums**2))) / values.size
+    variance = count / (count - 1) * float(np.sum(sums**2)) / n**2  # of the mean, CR1
+    if info is not None and info.proportion:
+        independent = values.var() / n
+        effective = count if independent == 0 else n / max(1.0, variance / independent)
+        low, high = _wilson(mean, effective, info.high)
+        return {"ci95_clips_low": low, "ci95_clips_high": high, "clips": count}
+    half_width = stats.t.ppf(0.975, count - 1) * math.sqrt(variance)
     low, high = mean - half_width, mean + half_width
     if info is not None and info.low is not None:
         low = max(low, info.low)

@@ -97,6 +97,19 @@ def test_by_clip_interval_known_answers():
     shuffled = clip_ci(with_nan, np.append(np.repeat(np.arange(8), 25)[order], 99))
     assert shuffled["ci95_clips_low"] == pytest.approx(grouped["ci95_clips_low"]) and shuffled["clips"] == 8
     assert clip_ci(values, np.zeros(40)) == {"ci95_clips_low": None, "ci95_clips_high": None, "clips": 1}
+    # A share (accuracy): Wilson's interval over the effective count. Every item a hit, in 8 clips
+    # of 25: the interval of 8 hits, not of 200 (the item interval keeps the 200).
+    accuracy = METRICS["doa_accuracy_pct"]
+    hits = clip_ci(np.full(200, 100.0), np.repeat(np.arange(8), 25), accuracy)
+    assert (hits["ci95_clips_low"], hits["ci95_clips_high"]) == pytest.approx(
+        (mean_ci(np.full(8, 100.0), accuracy)["ci95_low"], 100.0))
+    assert hits["ci95_clips_low"] < mean_ci(np.full(200, 100.0), accuracy)["ci95_low"] - 20
+    # Half the clips always hit, half never: as uncertain as 7 draws (8 clips, less CR1's 8/7), not 200.
+    from lusebench.benchmark.aggregate import _wilson
+
+    split = clip_ci(np.repeat([100.0, 0.0] * 4, 25), np.repeat(np.arange(8), 25), accuracy)
+    assert (split["ci95_clips_low"], split["ci95_clips_high"]) == pytest.approx(_wilson(50.0, 7, 100.0))
+    assert split["ci95_clips_low"] < 25.0 < mean_ci(np.repeat([100.0, 0.0] * 4, 25), accuracy)["ci95_low"]
     # Cut to the metric's range like the item interval.
     errors = clip_ci(np.array([0.0] * 18 + [170.0, 180.0]), np.arange(20), METRICS["doa_mae_deg"])
     assert errors["ci95_clips_low"] == 0.0
