@@ -30,6 +30,7 @@ class RenderedSet(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.manifest.iloc[index]
+        captions = row.get("captions")
         mixture, rate = read_audio(self.root / row["mixture_path"])
         target, _ = read_audio(self.root / row["target_path"])
         if rate != self.sample_rate or mixture.shape != (2, self.num_samples):
@@ -39,7 +40,9 @@ class RenderedSet(Dataset):
             "target": torch.from_numpy(target),
             "azimuth_deg": float(row["target_azimuth_deg"]),
             "caption": str(row["caption"]),
-            "interferer_caption": str(row["captions"][1]),
+            # None where the manifest names no second caption (a foreign set); only the query-swap
+            # check reads it, and refuses None.
+            "interferer_caption": str(captions[1]) if captions is not None and len(captions) > 1 else None,
             "mixture_id": str(row["mixture_id"]),
         }
 

@@ -392,6 +392,8 @@ def validate(
     sums: dict[str, float] = {}
     count = 0
     for batch in loader:
+        if swap_query and None in batch["interferer_caption"]:
+            raise LusebenchError("the query-swap check needs the manifest's captions of at least two sources per mixture")
         output = _forward(model, batch, device, "interferer_caption" if swap_query else "caption")
         target, azimuth = batch["target"].to(device), batch["azimuth_deg"].to(device)
         items = len(batch["caption"])

@@ -233,6 +233,11 @@ def test_the_query_swap_check_tells_a_query_follower_from_a_query_blind_system(v
         _Oracle(dataset, blind=True), loader, cpu, swap_query=True
     )
     assert blind == blind_swapped
+    # A foreign set whose manifest has no second caption still serves infer, but not this check.
+    dataset.manifest = dataset.manifest.drop(columns=["captions"])
+    assert dataset[0]["interferer_caption"] is None
+    with pytest.raises(LusebenchError, match="query-swap check needs"):
+        validate(_Oracle(dataset), DataLoader(dataset, batch_size=2, collate_fn=collate), cpu, swap_query=True)
 
 
 def _ddp_rank(rank: int, world: int, port: int, system: str, out: str, val: str, nan_on_rank: int | None, results) -> None:
