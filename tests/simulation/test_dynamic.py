@@ -4,7 +4,6 @@ from torch.utils.data import DataLoader
 
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.dynamic import DynamicMixingDataset
-from lusebench.simulation.writer import simulate
 
 
 def _config(corpus_spec, **kw):
