@@ -7,8 +7,8 @@ Prints, on one core at 16 kHz with the embedded MIT KEMAR set:
     kept below as the baseline) on the same rooms, alternated, with the largest difference
     between their BRIRs; and the read time of the same entries from the bank;
   * rendering 10 s, 3-source mixtures with BRIRs against the HRIR path, alternated, same dry
-    signals; and the FFTs alone of each path (the BRIR path at its fastest block size), whose
-    ratio is the floor of the render ratio for exact FFT convolution of these filters;
+    signals; and the FFTs alone of each path (the BRIR path at its fastest block size): the BRIR
+    path's over the whole HRIR render is the floor of the render ratio for exact FFT convolution;
   * the minutes to build the ``test-3src-reverb`` bank (1,000 mixtures, 3,000 BRIRs), estimated
     from rendering its first ``--bank-mixtures`` mixtures into an empty bank with 1 and with 2
     workers (``lusebench simulate --benchmark test-3src-reverb --workers N`` builds the bank as
@@ -126,8 +126,9 @@ def build_speed(sphere: rooms.SphereHrirs, num_rooms: int, sr: int) -> np.ndarra
     return filters
 
 
-def render_speed(filters: np.ndarray, repeats: int, sr: int) -> None:
-    """HRIR and BRIR rendering alternated call by call, so that both see the same load."""
+def render_speed(filters: np.ndarray, repeats: int, sr: int) -> float:
+    """HRIR and BRIR rendering alternated call by call, so that both see the same load; returns
+    the HRIR render's median seconds."""
     renderer = Renderer(load_hrtf("kemar", sr))
     rng = np.random.default_rng(0)
     dry = (0.05 * rng.standard_normal((3, 10 * sr))).astype(np.float32)
@@ -140,16 +141,18 @@ def render_speed(filters: np.ndarray, repeats: int, sr: int) -> None:
     print(f"render 10 s x 3 sources (median of {repeats}, alternated): HRIRs ({renderer.filter_length} taps) "
           f"{1 / hrir_s:6.1f} mix/s ({1e3 * hrir_s:.2f} ms) | BRIRs ({filters.shape[-1]} taps) {1 / brir_s:6.1f} mix/s "
           f"({1e3 * brir_s:.2f} ms) = {brir_s / hrir_s:.2f}x the HRIR time")
+    return float(hrir_s)
 
 
-def fft_floor(filters: np.ndarray, repeats: int, sr: int) -> None:
+def fft_floor(filters: np.ndarray, repeats: int, sr: int, hrir_render_s: float) -> None:
     """The transforms alone of each path, timed the same way: a lower bound of any overlap-add.
 
     The HRIR path's transforms at its own size (interpolated spectra: an inverse and a forward
     transform per source and ear; per block: one forward, two inverse); the BRIR path's at every
     size 2^k and 3 * 2^k that fits the filter (2 filter transforms per source, then the same per
-    block), its fastest size kept. Their ratio is the least the BRIR render can cost against the
-    HRIR render with exact FFT convolution of these filters.
+    block), its fastest size kept. The BRIR path's transforms over the whole HRIR render
+    (``hrir_render_s``) is the least the BRIR/HRIR render ratio can be with exact FFT convolution
+    of these filters, whatever the rest of the BRIR path costs.
     """
     renderer = Renderer(load_hrtf("kemar", sr))
     sources, samples, length = 3, 10 * sr, filters.shape[-1]
@@ -176,7 +179,8 @@ def fft_floor(filters: np.ndarray, repeats: int, sr: int) -> None:
     best = min(brir, key=brir.get)
     print(f"transforms only, 10 s x 3 sources: HRIR path {1e3 * hrir:.2f} ms (nfft {renderer.nfft}); BRIR path "
           f"{1e3 * brir[best]:.2f} ms at its fastest nfft {best} (render uses {_long_filter_fft_size(length, samples)}) "
-          f"= {brir[best] / hrir:.2f}x: the floor of the BRIR/HRIR ratio with exact FFT convolution")
+          f"= {brir[best] / hrir:.2f}x; the BRIR transforms alone are {brir[best] / hrir_render_s:.2f}x the whole HRIR "
+          f"render: the floor of the BRIR/HRIR render ratio with exact FFT convolution")
 
 
 def bank_minutes(num: int) -> None:
@@ -207,8 +211,7 @@ def main() -> None:
     print(f"HRTF sphere: {len(sphere.directions)} directions x {sphere.hrirs.shape[-1]} taps, loaded in {elapsed:.2f} s; "
           f"HRIR spectra cached in {_timed(lambda: sphere.spectra)[0]:.2f} s")
     filters = build_speed(sphere, args.rooms, sr)
-    render_speed(filters, args.repeats, sr)
-    fft_floor(filters, args.repeats, sr)
+    fft_floor(filters, args.repeats, sr, render_speed(filters, args.repeats, sr))
     if args.bank_mixtures:
         bank_minutes(args.bank_mixtures)
     print(f"load average {os.getloadavg()}")
