@@ -4,7 +4,7 @@ Two intervals per mean. The first treats the items as independent draws: it says
 mean is pinned down for new mixtures of the same clips. The second (``ci95_clips_*``) treats the
 target clip as the unit drawn: a fixed set's 1,000 mixtures reuse a few dozen clips, and a
 system's score moves far more from clip to clip than from mixture to mixture, so only that
-interval supports a claim about sounds the set does not hold (docs/metrics.md).
+interval supports a claim about sounds the set does not hold (docs/submission-format.md).
 """
 
 from __future__ import annotations
@@ -58,12 +58,17 @@ def mean_ci(values: np.ndarray, info: MetricInfo | None = None) -> dict:
         low, high = _wilson(mean, n, info.high)
     else:
         half_width = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)
-        low, high = mean - half_width, mean + half_width
-        if info is not None and info.low is not None:
-            low = max(low, info.low)
-        if info is not None and info.high is not None:
-            high = min(high, info.high)
+        low, high = _cut_to_range(mean - half_width, mean + half_width, info)
     return {"mean": mean, "ci95": (high - low) / 2, "ci95_low": low, "ci95_high": high, "n": n}
+
+
+def _cut_to_range(low: float, high: float, info: MetricInfo | None) -> tuple[float, float]:
+    """An interval cut to the metric's range (``info.low``, ``info.high``) where it has one."""
+    if info is not None and info.low is not None:
+        low = max(low, info.low)
+    if info is not None and info.high is not None:
+        high = min(high, info.high)
+    return low, high
 
 
 def _wilson(mean: float, n: float, scale: float) -> tuple[float, float]:
@@ -104,11 +109,7 @@ def clip_ci(values: np.ndarray, clips: np.ndarray, info: MetricInfo | None = Non
         low, high = _wilson(mean, effective, info.high)
         return {"ci95_clips_low": low, "ci95_clips_high": high, "clips": count}
     half_width = stats.t.ppf(0.975, count - 1) * math.sqrt(variance)
-    low, high = mean - half_width, mean + half_width
-    if info is not None and info.low is not None:
-        low = max(low, info.low)
-    if info is not None and info.high is not None:
-        high = min(high, info.high)
+    low, high = _cut_to_range(mean - half_width, mean + half_width, info)
     return {"ci95_clips_low": low, "ci95_clips_high": high, "clips": count}
 
 
@@ -148,8 +149,9 @@ def aggregate(items: pd.DataFrame, edges: tuple[float, ...] = SEPARATION_BINS_DE
     keys = metric_keys(items)
     bins = separation_bin(items["angular_separation_deg"].to_numpy(), edges)
     by_separation: dict = {"bins_deg": list(edges)}
+    groups = [items[bins == b] for b in range(len(edges) - 1)]
     for key in keys:
-        by_separation[key] = [_stat(items[bins == b], key) for b in range(len(edges) - 1)]
+        by_separation[key] = [_stat(group, key) for group in groups]
     return {
         "overall": summarize(items),
         "by_num_sources": {str(n): summarize(group) for n, group in items.groupby("num_sources")},
