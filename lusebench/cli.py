@@ -33,7 +33,8 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--benchmark",
         choices=sorted(BENCHMARK_SETS),
-        help="render one of the fixed benchmark sets (fixes split, sources, count and seed)",
+        help="render one of the fixed benchmark sets (fixes split, sources, count and seed); the audiocaps-* sets "
+        "render the recipes your AudioCaps copy covers (--corpus audiocaps:ROOT) and record the coverage",
     )
     p.add_argument("--out", type=Path, help="output dataset folder (required unless --verify)")
     p.add_argument("--duration", type=float, default=10.0, help="mixture length in seconds (default 10)")
@@ -65,6 +66,7 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
 def _run_simulate(args: argparse.Namespace) -> int:
     from lusebench.simulation.config import SimulationConfig
     from lusebench.fingerprint import dataset_fingerprint
+    from lusebench.simulation.audiocaps_sets import MISSING_FILE, read_coverage
     from lusebench.simulation.writer import Shard, format_verify_report, load_manifest, simulate, verify
 
     if args.verify is not None:
@@ -96,8 +98,11 @@ def _run_simulate(args: argparse.Namespace) -> int:
     manifest = simulate(config, args.out, workers=args.workers, shard=Shard.parse(args.shard),
                         progress=not args.no_progress, brir_bank=args.brir_bank)
     if manifest is not None:
-        fingerprint = dataset_fingerprint(load_manifest(args.out))
-        print(f"wrote {config.num_mixtures} mixtures to {args.out} (manifest {manifest.name}, fingerprint {fingerprint})")
+        table = load_manifest(args.out)
+        print(f"wrote {len(table)} mixtures to {args.out} (manifest {manifest.name}, fingerprint {dataset_fingerprint(table)})")
+        coverage = read_coverage(args.out)
+        if coverage is not None:
+            print(f"coverage: {coverage['summary']}; the clips' ids and why: {args.out / MISSING_FILE}")
     return 0
 
 
@@ -323,6 +328,9 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-only", action="store_true", help="run the checks only; write nothing")
     p.add_argument("--workers", type=int, default=2, help="processes of one thread each (default 2)")
     p.add_argument("--no-figures", action="store_true", help="skip Figs. 2-4")
+    p.add_argument("--recipes", type=Path, metavar="FILE", help="score only the mixture ids in FILE (one a line), "
+                   "e.g. the recipes two copies of a fixed AudioCaps set both hold: comm -12 A/recipes.txt B/recipes.txt; "
+                   "default: every mixture")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_evaluate)
 
@@ -336,13 +344,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         print(f"submission {submission.path} passes every check ({', '.join(submission.tasks)})")
         return 0
     results = evaluate(args.submission, args.data, args.out, workers=args.workers, figures=not args.no_figures,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, recipes=args.recipes)
     for key, cell in results.summary["metrics"]["overall"].items():
         mean = "-" if cell["mean"] is None else format_fixed(cell["mean"], 2)
         ci = "" if cell["ci95"] is None else f"  95% CI [{format_fixed(cell['ci95_low'], 2)}, {format_fixed(cell['ci95_high'], 2)}]"
         if cell.get("ci95_clips_low") is not None:
             ci += f", over {cell['clips']} target clips [{format_fixed(cell['ci95_clips_low'], 2)}, {format_fixed(cell['ci95_clips_high'], 2)}]"
         print(f"{key:>20} {mean:>9}{ci}  (n={cell['n']})")
+    coverage = results.summary["dataset"].get("coverage")
+    if coverage is not None:
+        print(f"scored {coverage['recipes']:,} of the {coverage['of']:,} recipes of {coverage['recipe_set']}: "
+              "compare only with results over the same recipes (same fingerprint)")
     print(f"results written to {results.folder}")
     return 0
 

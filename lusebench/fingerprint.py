@@ -30,6 +30,13 @@ PROTOCOL_VERSION = 2
 # benchmark's copy of ``room``.
 NOT_IDENTITY = frozenset({"lusebench_version", "schema_version", "drr_db", "condition"})
 
+# A fixed AudioCaps set (a ``recipe_set`` column) is the same set in every user's copy of AudioCaps,
+# whose clips differ by encoder and download: its identity is the recipes present (ids, queries,
+# azimuths, SNRs from the shipped table, whose sha256 is a column) and the protocol, not what
+# follows from one copy's audio: the clips' checksums, the gains matched to their energy, the
+# headroom gain, or the copy's path in ``corpus``.
+COPY_DEPENDENT = frozenset({"clip_sha256", "gains", "mixture_gain", "corpus"})
+
 
 def file_columns(columns: list[str]) -> set[str]:
     """The ``<prefix>_path`` and ``<prefix>_sha256`` pairs: the written files, a copy's bytes."""
@@ -39,7 +46,7 @@ def file_columns(columns: list[str]) -> set[str]:
 
 def identity_columns(columns: list[str]) -> list[str]:
     """The manifest columns a fingerprint hashes, sorted by name."""
-    excluded = NOT_IDENTITY | file_columns(columns)
+    excluded = NOT_IDENTITY | file_columns(columns) | (COPY_DEPENDENT if "recipe_set" in columns else frozenset())
     return sorted(name for name in columns if name not in excluded)
 
 

@@ -41,6 +41,7 @@ from lusebench.baselines.systems import BaselineSystem, SystemOutput, build_syst
 from lusebench.baselines.text import EncoderKind
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, write_json
+from lusebench.simulation.audiocaps_sets import is_copy_of
 from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig
 from lusebench.simulation.dynamic import DynamicMixingDataset
 from lusebench.simulation.writer import load_config, simulate
@@ -319,7 +320,16 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
 
 
 def val_simulation_config(config: TrainConfig, sample_rate: int, duration_s: float) -> SimulationConfig:
-    """The val set a run renders for itself: the fixed val-Nsrc seed at the clip length the model takes."""
+    """The val set a run renders for itself, at the clip length the model takes: on a user's AudioCaps
+    copy the fixed audiocaps-val-Nsrc recipes it covers (the first ``val_mixtures``), else the
+    fixed val-Nsrc seed."""
+    audiocaps = f"audiocaps-val-{config.num_sources}src"
+    if audiocaps in BENCHMARK_SETS and is_copy_of(config.corpus, audiocaps, "val", config.num_sources):
+        fixed = BENCHMARK_SETS[audiocaps]
+        return dataclasses.replace(
+            fixed.config(sample_rate=sample_rate, duration_s=duration_s, corpus=config.corpus, hrtf=config.hrtf),
+            num_mixtures=min(config.val_mixtures, fixed.num_mixtures),
+        )
     benchmark = BENCHMARK_SETS[f"val-{config.num_sources}src"] if config.num_sources in (2, 3) else None
     seed = benchmark.seed if benchmark else 1000 + config.num_sources
     return SimulationConfig(

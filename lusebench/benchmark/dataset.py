@@ -10,6 +10,7 @@ import pandas as pd
 
 from lusebench.errors import LusebenchError
 from lusebench.fingerprint import dataset_fingerprint
+from lusebench.io import read_regular_file
 
 REQUIRED_COLUMNS = (
     "mixture_id",
@@ -27,6 +28,8 @@ REQUIRED_COLUMNS = (
 # The test condition is the simulation's `room` (manifest column and config field); sets written
 # before rooms existed have neither and are anechoic.
 DEFAULT_CONDITION = "anechoic"
+# A --recipes file lists mixture ids, one a line: 1,000 recipes take ~27 KB.
+MAX_RECIPES_FILE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,48 @@ class Dataset:
             "num_sources": sorted(int(n) for n in manifest["num_sources"].unique()),
             "condition": ",".join(conditions),
             "sample_rate": self.sample_rate,
+            **self._coverage(),
         }
+
+    def _coverage(self) -> dict:
+        """A fixed AudioCaps set's ``coverage`` block: the recipes scored of the set's, or nothing."""
+        manifest = self.manifest
+        if "recipe_set" not in manifest.columns:
+            return {}
+        return {"coverage": {"recipe_set": str(manifest["recipe_set"].iloc[0]), "recipes": len(manifest),
+                             "of": int(manifest["recipe_set_size"].iloc[0])}}
+
+    def restrict(self, mixture_ids: list[str], source: str) -> Dataset:
+        """The set cut to ``mixture_ids`` (manifest order kept), with the fingerprint of what remains.
+
+        Raises:
+            LusebenchError: an id is not in the set (named with ``source``), or none is given.
+        """
+        wanted = set(mixture_ids)
+        unknown = sorted(wanted - set(self.mixture_ids))
+        if unknown:
+            raise LusebenchError(
+                f"{source} names {len(unknown)} recipe(s) that {self.path} does not hold, e.g. {unknown[0]!r}: "
+                "list only recipes both sets hold (comm -12 A/recipes.txt B/recipes.txt)"
+            )
+        if not wanted:
+            raise LusebenchError(f"{source} lists no recipe")
+        manifest = self.manifest[self.manifest["mixture_id"].isin(wanted)].reset_index(drop=True)
+        return Dataset(path=self.path, manifest=manifest, fingerprint=dataset_fingerprint(manifest))
+
+
+def read_recipe_ids(path: Path) -> list[str]:
+    """The mixture ids of a recipes file: one a line, blank lines and ``#`` comments left out.
+
+    Raises:
+        LusebenchError: the file cannot be read, is too large or is not UTF-8 text.
+    """
+    try:
+        text = read_regular_file(path, max_bytes=MAX_RECIPES_FILE_BYTES).decode("utf-8")
+    except UnicodeDecodeError:
+        raise LusebenchError(f"{path} is not UTF-8 text (one mixture id a line)") from None
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def load_dataset(path: Path) -> Dataset:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from lusebench import __version__
 from lusebench.allocator import retain_freed_memory
 from lusebench.benchmark.aggregate import CLIP_COLUMN, aggregate
-from lusebench.benchmark.dataset import Dataset, load_dataset
+from lusebench.benchmark.dataset import Dataset, load_dataset, read_recipe_ids
 from lusebench.benchmark.metrics import (
     DOA_TOLERANCE_DEG,
     bss_sdr_db,
@@ -152,7 +152,8 @@ def _run_jobs(jobs: list[ItemJob], workers: int, progress: bool) -> list[_Outcom
             ) from None
 
 
-def _jobs(submission: Submission, dataset: Dataset, score: bool) -> list[ItemJob]:
+def _jobs(submission: Submission, dataset: Dataset, score: bool, scored: set[str] | None = None) -> list[ItemJob]:
+    """One job per answered mixture; only those in ``scored`` (all when None) are scored, the others checked."""
     jobs = []
     for row in dataset.manifest.itertuples(index=False):
         estimate = submission.audio.get(row.mixture_id)
@@ -171,18 +172,18 @@ def _jobs(submission: Submission, dataset: Dataset, score: bool) -> list[ItemJob
                 estimate_path=estimate,
                 predicted_azimuth_deg=azimuth,
                 target_azimuth_deg=float(row.target_azimuth_deg),
-                score=score,
+                score=score and (scored is None or row.mixture_id in scored),
             )
         )
     return jobs
 
 
 def _checked(
-    submission_path: Path, dataset: Dataset, workers: int, progress: bool, score: bool
+    submission_path: Path, dataset: Dataset, workers: int, progress: bool, score: bool, scored: set[str] | None = None
 ) -> tuple[Submission, list[_Outcome]]:
     submission = load_submission(submission_path, dataset)
     # A structurally broken submission is still decoded, to report every problem at once.
-    outcomes = _run_jobs(_jobs(submission, dataset, score and not submission.problems), workers, progress)
+    outcomes = _run_jobs(_jobs(submission, dataset, score and not submission.problems, scored), workers, progress)
     problems = list(submission.problems) + [p for _, item_problems, _ in outcomes for p in item_problems]
     if problems:
         raise SubmissionError(submission.path, problems)
@@ -218,6 +219,7 @@ def evaluate(
     workers: int = 2,
     figures: bool = True,
     progress: bool = True,
+    recipes: Path | None = None,
 ) -> Results:
     """Check a submission, score every item, aggregate, and write the results folder.
 
@@ -228,6 +230,9 @@ def evaluate(
         workers: processes of one thread each (1 = in this process).
         figures: draw Figs. 2-4 into ``out/figures``.
         progress: show a progress bar.
+        recipes: a file of mixture ids (one a line): score only these (e.g. the recipes that two
+            copies of a fixed AudioCaps set both hold); the whole submission is still checked, and
+            results.json's fingerprint is that of the recipes scored.
 
     Returns:
         The results (results.json content, per-item table, folder).
@@ -240,14 +245,16 @@ def evaluate(
     submission = Path(submission)
     out = submission / "results" if out is None else Path(out)
     dataset = load_dataset(data)
+    scored = dataset if recipes is None else dataset.restrict(read_recipe_ids(Path(recipes)), str(recipes))
     # The output folder is checked (and staged beside itself) before any scoring.
     with replace_folder(out, owned=RESULTS_ENTRIES) as staging:
-        checked, outcomes = _checked(submission, dataset, workers, progress, score=True)
+        checked, outcomes = _checked(submission, dataset, workers, progress, score=True,
+                                     scored=None if recipes is None else set(scored.mixture_ids))
         by_id = {mixture_id: record for mixture_id, _, record in outcomes}
         columns = ["mixture_id", "num_sources", "condition", "angular_separation_deg", "target_azimuth_deg"]
         # The target clip, where the set names it, groups the items for the by-clip interval.
         columns += [CLIP_COLUMN] if CLIP_COLUMN in dataset.manifest.columns else []
-        items = dataset.manifest[columns].copy()
+        items = scored.manifest[columns].copy()
         records = pd.DataFrame([by_id.get(m, {}) for m in items["mixture_id"]], index=items.index)
         items = pd.concat([items, records], axis=1)
         summary = {
@@ -255,7 +262,7 @@ def evaluate(
             "lusebench_version": __version__,
             "git_commit": _git_commit(),
             "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "dataset": dataset.describe(),
+            "dataset": scored.describe(),
             "system": checked.system.to_dict(),
             "metrics": aggregate(items),
         }

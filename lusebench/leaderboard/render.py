@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lusebench import __version__
 from lusebench.leaderboard.results import ResultsFile, Stat
-from lusebench.leaderboard.tables import CLIPS_NOTE, COLUMNS, DECIMALS, RANK_RULE, Column, Row, Table
+from lusebench.leaderboard.tables import CLIPS_NOTE, COLUMNS, DECIMALS, RANK_RULE, SUBSET_NOTE, Column, Row, Table
 
 _NOT_APPLICABLE = "-"  # the paper's mark for a task a system does not do
 
@@ -122,6 +122,7 @@ def render_markdown(tables: Sequence[Table], figures: FigureUrls) -> str:
             lines += [f"*{_md_cell(table.reported_in_paper)}*", ""]
         else:
             lines += [f"Test set fingerprint `{table.fingerprint}`.", ""]
+            lines += [SUBSET_NOTE, ""] if table.coverage else []
         lines.append("| " + " | ".join([_rank_label(table), *headers]) + " |")
         lines.append("|" + "---:|" + "---|" * 4 + "---:|" * len(COLUMNS))
         for index, row in enumerate(table.rows):
@@ -241,6 +242,7 @@ def _html_table(table: Table, figures: FigureUrls) -> str:
         caption = f'<p class="paper-label">{_e(table.reported_in_paper)}</p>'
     else:
         caption = f"<p>Test set fingerprint <code>{_e(table.fingerprint)}</code></p>"
+        caption += f"<p>{_e(SUBSET_NOTE)}</p>" if table.coverage else ""
     kind = "paper" if table.reported_in_paper else "measured"
     return (
         f'<section class="{kind}"><h2>{_e(table.title)}</h2>{caption}'

@@ -53,8 +53,24 @@ class Stat:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """How much of a fixed AudioCaps set a result was scored on: ``recipes`` of the set's ``of``."""
+
+    recipe_set: str
+    recipes: int
+    of: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.recipes:,} of {self.of:,} recipes of {self.recipe_set}"
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
-    """The test set a results file was scored on; ``fingerprint`` tells test sets apart."""
+    """The test set a results file was scored on; ``fingerprint`` tells test sets apart.
+
+    ``coverage`` is set for a fixed AudioCaps set (rendered from a user's copy); None otherwise.
+    """
 
     path: str
     fingerprint: str
@@ -63,6 +79,7 @@ class DatasetInfo:
     num_sources: tuple[int, ...]
     condition: str
     sample_rate: int
+    coverage: Coverage | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +176,8 @@ def parse_results(data: Any, path: Path) -> ResultsFile:
         "sample_rate": fields.take(dataset_block, "dataset", "sample_rate", "a positive integer"),
     }
 
+    coverage = _coverage(dataset_block, dataset_values["num_items"], fields)
+
     # The system block is system.json as evaluate checked it: the same schema checks it here.
     system_block = fields.take(data, "results", "system", "an object")
     system = parse_system(system_block, "system", fields)
@@ -194,11 +213,29 @@ def parse_results(data: Any, path: Path) -> ResultsFile:
         lusebench_version=lusebench_version,
         git_commit=git_commit,
         created_utc=created_utc,
-        dataset=DatasetInfo(fingerprint=fingerprint, **{**dataset_values, "num_sources": tuple(num_sources)}),
+        dataset=DatasetInfo(fingerprint=fingerprint, coverage=coverage,
+                            **{**dataset_values, "num_sources": tuple(num_sources)}),
         system=system,
         metrics=metrics,
         figures=_own_figures(path.parent),
     )
+
+
+def _coverage(dataset_block: Mapping[str, Any] | None, num_items: int | None, fields: _Fields) -> Coverage | None:
+    """The optional ``dataset.coverage`` block (fixed AudioCaps sets); None when absent or malformed (reported)."""
+    if dataset_block is None or "coverage" not in dataset_block:
+        return None
+    block = fields.take(dataset_block, "dataset", "coverage", "an object")
+    values = [fields.take(block, "dataset.coverage", key, kind) for key, kind in (
+        ("recipe_set", "a non-empty string"), ("recipes", "a positive integer"), ("of", "a positive integer"))]
+    if any(value is None for value in values):
+        return None
+    coverage = Coverage(*values)
+    if coverage.recipes > coverage.of or (num_items is not None and coverage.recipes != num_items):
+        fields.problems.append(f"dataset.coverage says {coverage.recipes} of {coverage.of} recipes "
+                               f"for {num_items} items")
+        return None
+    return coverage
 
 
 def load_results(path: Path) -> ResultsFile:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lusebench.leaderboard.results import ResultsFile, Stat
+from lusebench.leaderboard.results import Coverage, ResultsFile, Stat
 
 if TYPE_CHECKING:
     from lusebench.leaderboard.paper import PaperTable
@@ -71,12 +71,13 @@ class Table:
     condition: str | None = None
     split: str | None = None
     reported_in_paper: str | None = None  # the paper's provenance label, for paper tables only
+    coverage: Coverage | None = None  # a fixed AudioCaps set's: what part of it every row was scored on
 
     @property
     def title(self) -> str:
         # Two test sets may share a folder name: the short fingerprint tells them apart.
         parts = [f"{self.test_set} ({self.fingerprint[:12]})" if self.fingerprint else self.test_set]
-        parts += [part for part in (self.split, self.condition) if part]
+        parts += [part for part in (self.split, self.condition, self.coverage and self.coverage.text) if part]
         parts.append(f"{self.num_sources} sources")
         return " · ".join(parts)
 
@@ -102,6 +103,15 @@ class Table:
 RANK_RULE = (
     "Measured rows are ranked by SI-SNRi (higher first), then DoA accuracy (higher first), then DoA MAE "
     "(lower first), on the unrounded means; a metric a system does not report ranks it after those that do."
+)
+
+
+# How results over two copies of a fixed AudioCaps set compare, in the words the page shows.
+SUBSET_NOTE = (
+    "A fixed AudioCaps set is rendered from each user's own copy of AudioCaps, which holds a part of its "
+    "recipes; a table ranks only results over the same recipes (one fingerprint). To compare results over "
+    "two copies, score both on the recipes both hold: comm -12 A/recipes.txt B/recipes.txt > common.txt, "
+    "then lusebench evaluate SUBMISSION --data A --recipes common.txt (and likewise on B)."
 )
 
 
@@ -167,6 +177,7 @@ def build_tables(results: Sequence[ResultsFile], paper: PaperTable | None = None
                 fingerprint=fingerprint,
                 condition=condition,
                 split=members[0].dataset.split,
+                coverage=members[0].dataset.coverage,
             )
         )
     tables: list[Table] = []

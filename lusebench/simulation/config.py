@@ -62,6 +62,10 @@ class SimulationConfig:
     room_height_range_m: tuple[float, float] = RoomRanges.height_m
     source_distance_range_m: tuple[float, float] = RoomRanges.distance_m
     max_image_order: int = RoomRanges.max_image_order
+    # A fixed recipe table shipped in the package (simulation/audiocaps_sets.py), e.g.
+    # "audiocaps-test-2src": the set's recipes are the table's first num_mixtures rows that the
+    # corpus (a user's AudioCaps copy) covers, not drawn from the seed.
+    recipes: str = ""
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -88,6 +92,12 @@ class SimulationConfig:
             raise LusebenchError(f"--room must be one of {', '.join(ROOMS)}, got {self.room!r}")
         if self.room == "reverberant":
             self.room_ranges.check()
+        if self.recipes:
+            if self.room != "anechoic":
+                raise LusebenchError(f"the fixed recipes of {self.recipes} are anechoic; --room {self.room} is not")
+            if not self.corpus.startswith("audiocaps:"):
+                raise LusebenchError(f"{self.recipes} renders from your AudioCaps copy: add --corpus audiocaps:ROOT "
+                                     "(the folder of test.csv/val.csv and the audio)")
 
     @property
     def room_ranges(self) -> RoomRanges:
@@ -112,12 +122,15 @@ class SimulationConfig:
         """The fields as JSON values; an anechoic config leaves the room fields out.
 
         Leaving them out keeps the config.json of an anechoic set byte-identical to the one
-        written before rooms existed; readers take a missing ``room`` as ``anechoic``.
+        written before rooms existed; readers take a missing ``room`` as ``anechoic``. ``recipes``
+        is left out when empty, for the same reason.
         """
         data = dataclasses.asdict(self)
         if self.room == "anechoic":
             for name in _ROOM_FIELDS:
                 del data[name]
+        if not self.recipes:
+            del data["recipes"]
         return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
 
     @classmethod
@@ -169,6 +182,8 @@ class BenchmarkSet:
     num_mixtures: int
     seed: int
     room: Room = "anechoic"
+    # The shipped recipe table (audiocaps_sets.py), for the sets rendered from a user's AudioCaps copy.
+    recipes: str = ""
 
     def config(self, **overrides: Any) -> SimulationConfig:
         return SimulationConfig(
@@ -177,6 +192,7 @@ class BenchmarkSet:
             num_mixtures=self.num_mixtures,
             seed=self.seed,
             room=self.room,
+            recipes=self.recipes,
             **overrides,
         )
 
@@ -191,4 +207,11 @@ BENCHMARK_SETS: dict[str, BenchmarkSet] = {
     # The reverberant condition: the same seeds, hence the same recipes, each placed in a room.
     "test-2src-reverb": BenchmarkSet("test", 2, 1000, 20251, room="reverberant"),
     "test-3src-reverb": BenchmarkSet("test", 3, 1000, 20252, room="reverberant"),
+    # AudioCaps as users hold it: recipes keyed by AudioCaps ids, drawn once from the original
+    # test and val caption tables with these seeds (scripts/build_audiocaps_sets.py) and shipped
+    # as tables; each user renders the recipes their copy covers.
+    "audiocaps-test-2src": BenchmarkSet("test", 2, 1000, 20271, recipes="audiocaps-test-2src"),
+    "audiocaps-test-3src": BenchmarkSet("test", 3, 1000, 20272, recipes="audiocaps-test-3src"),
+    "audiocaps-val-2src": BenchmarkSet("val", 2, 500, 20281, recipes="audiocaps-val-2src"),
+    "audiocaps-val-3src": BenchmarkSet("val", 3, 500, 20282, recipes="audiocaps-val-3src"),
 }

@@ -160,59 +160,85 @@ def _index_audio_folder(folder: Path) -> dict[str, Path]:
     return index
 
 
-def _find_audio(index: dict[str, Path], youtube_id: str, start_time: float) -> Path | None:
-    # Download scripts for AudioCaps name files by id, by AudioSet's "Y" + id, or by id + start.
+def audio_index(root: Path, split: str, audio_dir: Path | None = None) -> dict[str, Path]:
+    """File stem -> path over the folders a copy of AudioCaps keeps a split's audio in.
+
+    ``audio_dir`` when given; else ``root/audio`` and ``root`` itself, then ``root/<split>``
+    (audiocaps-download's layout), the first folder winning a stem found twice.
+    """
+    if audio_dir is not None:
+        return _index_audio_folder(audio_dir)
+    index: dict[str, Path] = {}
+    for folder in (root / "audio", root, root / split):
+        if folder.is_dir():
+            for stem, path in _index_audio_folder(folder).items():
+                index.setdefault(stem, path)
+    return index
+
+
+def find_audio(index: dict[str, Path], youtube_id: str, start_time: float, audiocap_ids: Sequence[str] = ()) -> Path | None:
+    """The file of one clip: download scripts name it by id, AudioSet's "Y" + id, id + start, or
+    (audiocaps-download) by the audiocap_id of any of its caption rows."""
     start = int(start_time)
-    for stem in (youtube_id, f"Y{youtube_id}", f"{youtube_id}_{start}", f"Y{youtube_id}_{start}"):
-        if stem in index:
-            return index[stem]
-    return None
+    stems = (youtube_id, f"Y{youtube_id}", f"{youtube_id}_{start}", f"Y{youtube_id}_{start}", *audiocap_ids)
+    return next((index[stem] for stem in stems if stem in index), None)
 
 
-def load_audiocaps(root: Path | str, audio_dir: Path | str | None = None) -> Corpus:
+def read_audiocaps_csv(csv_path: Path) -> pd.DataFrame:
+    """An AudioCaps caption table, ids as text.
+
+    Raises:
+        LusebenchError: the file does not parse or lacks an AudioCaps column.
+    """
+    try:
+        table = pd.read_csv(csv_path, dtype={"youtube_id": str, "audiocap_id": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as error:
+        raise LusebenchError(f"cannot parse {csv_path}: {str(error).splitlines()[0]}") from None
+    missing_columns = [c for c in AUDIOCAPS_COLUMNS if c not in table.columns]
+    if missing_columns:
+        raise LusebenchError(f"{csv_path} lacks AudioCaps column(s): {', '.join(missing_columns)}")
+    return table
+
+
+def load_audiocaps(root: Path | str, audio_dir: Path | str | None = None, skip_missing: bool = False) -> Corpus:
     """AudioCaps as users hold it: ``train.csv``, ``val.csv``, ``test.csv`` + audio files by youtube_id.
 
     Args:
         root: folder with the three CSVs (columns ``audiocap_id, youtube_id, start_time, caption``).
-        audio_dir: folder of the audio files; default ``root/audio`` if it exists, else ``root``.
-            Files are matched by stem: ``<id>``, ``Y<id>``, ``<id>_<start>`` with any of
-            .flac/.wav/.ogg/.mp3.
+        audio_dir: folder of the audio files; default: ``root/audio``, ``root`` and ``root/<split>``.
+            Files are matched by stem: ``<youtube_id>``, ``Y<youtube_id>``, ``<youtube_id>_<start>``
+            or an ``<audiocap_id>`` of the clip, with any of .flac/.wav/.ogg/.mp3.
+        skip_missing: leave out clips without an audio file, logging how many (a YouTube copy always
+            lacks some), instead of refusing the corpus.
 
     Raises:
-        LusebenchError: when a CSV is missing or malformed, or when clips have no audio file.
+        LusebenchError: when a CSV is missing or malformed, or (unless ``skip_missing``) when clips
+            have no audio file.
     """
     root = Path(root)
     if not root.is_dir():
         raise LusebenchError(f"AudioCaps folder not found: {root}")
-    if audio_dir is None:
-        audio_dir = root / "audio" if (root / "audio").is_dir() else root
-    audio_dir = Path(audio_dir)
-    if not audio_dir.is_dir():
+    if audio_dir is not None and not Path(audio_dir).is_dir():
         raise LusebenchError(f"AudioCaps audio folder not found: {audio_dir}")
-    index = _index_audio_folder(audio_dir)
     clips: dict[str, list[Clip]] = {}
     for split in ("train", "val", "test"):
         csv_path = root / f"{split}.csv"
         if not csv_path.is_file():
             continue
-        try:
-            table = pd.read_csv(csv_path, dtype={"youtube_id": str})
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-            raise LusebenchError(f"cannot parse {csv_path}: {error}") from None
-        missing_columns = [c for c in AUDIOCAPS_COLUMNS if c not in table.columns]
-        if missing_columns:
-            raise LusebenchError(f"{csv_path} lacks AudioCaps column(s): {', '.join(missing_columns)}")
-        clips[split] = _clips_from_rows(table, index, csv_path)
+        index = audio_index(root, split, None if audio_dir is None else Path(audio_dir))
+        clips[split] = _clips_from_rows(read_audiocaps_csv(csv_path), index, csv_path, skip_missing)
     if not clips:
         raise LusebenchError(f"no train.csv, val.csv or test.csv in {root}")
     return Corpus(name=f"audiocaps:{root}", clips=clips, _decode=_decode_file)
 
 
-def _clips_from_rows(table: pd.DataFrame, index: dict[str, Path], csv_path: Path) -> list[Clip]:
+def _clips_from_rows(table: pd.DataFrame, index: dict[str, Path], csv_path: Path, skip_missing: bool) -> list[Clip]:
     captions: dict[str, list[str]] = {}
     starts: dict[str, float] = {}
-    for youtube_id, start_time, caption in table[["youtube_id", "start_time", "caption"]].itertuples(index=False):
+    caption_ids: dict[str, list[str]] = {}
+    for audiocap_id, youtube_id, start_time, caption in table[list(AUDIOCAPS_COLUMNS)].itertuples(index=False):
         captions.setdefault(youtube_id, [])
+        caption_ids.setdefault(youtube_id, []).append(str(audiocap_id))
         if isinstance(caption, str) and caption.strip() and caption not in captions[youtube_id]:
             captions[youtube_id].append(caption.strip())
         if youtube_id not in starts:
@@ -226,17 +252,20 @@ def _clips_from_rows(table: pd.DataFrame, index: dict[str, Path], csv_path: Path
     clips: list[Clip] = []
     missing: list[str] = []
     for youtube_id, texts in captions.items():
-        path = _find_audio(index, youtube_id, starts[youtube_id])
+        path = find_audio(index, youtube_id, starts[youtube_id], caption_ids[youtube_id])
         if path is None:
             missing.append(youtube_id)
             continue
         if texts:
             clips.append(Clip(clip_id=youtube_id, captions=tuple(texts), path=path))
-    if missing:
+    if missing and not skip_missing:
         raise LusebenchError(
             f"{len(missing)} clip(s) of {csv_path.name} have no audio file, e.g. {missing[0]!r}; "
             "remove their rows from the CSV or add the files"
         )
+    if missing:
+        log.warning("%d of %d clips of %s have no audio file; using the other %d", len(missing), len(captions),
+                    csv_path, len(clips))
     return clips
 
 
@@ -341,17 +370,18 @@ def union(corpora: Sequence[Corpus]) -> Corpus:
     )
 
 
-def open_corpus(spec: str) -> Corpus:
+def open_corpus(spec: str, skip_missing: bool = False) -> Corpus:
     """Open a corpus from its spec: ``minicaps``, ``audiocaps:ROOT``, ``hf:NAME_OR_PATH``, or
-    several joined by ``+`` (e.g. ``minicaps+audiocaps:gmcaps/``: their splits concatenated)."""
+    several joined by ``+`` (e.g. ``minicaps+audiocaps:gmcaps/``: their splits concatenated).
+    ``skip_missing``: an AudioCaps copy's clips without audio are left out (logged), not refused."""
     parts = split_spec(spec)
     if len(parts) > 1:
-        return union([open_corpus(part) for part in parts])
+        return union([open_corpus(part, skip_missing) for part in parts])
     if spec == "minicaps":
         return load_embedded()
     kind, _, location = spec.partition(":")
     if kind == "audiocaps" and location:
-        return load_audiocaps(location)
+        return load_audiocaps(location, skip_missing=skip_missing)
     if kind == "hf" and location:
         return load_hf(location)
     raise LusebenchError(f"unknown corpus {spec!r}: use minicaps, audiocaps:ROOT, hf:NAME_OR_PATH or several joined by +")

@@ -72,7 +72,8 @@ class DynamicMixingDataset(Dataset):
     def _inputs(self) -> tuple[Corpus, Renderer]:
         # Opened lazily so that each DataLoader worker builds its own after the fork/spawn.
         if self._corpus is None:
-            self._corpus = open_corpus(self.config.corpus)
+            # A YouTube copy of AudioCaps always lacks some clips: train on those it holds (logged).
+            self._corpus = open_corpus(self.config.corpus, skip_missing=True)
         if self._renderer is None:
             retain_freed_memory()
             self._renderer = Renderer(load_hrtf(self.config.hrtf, self.config.sample_rate), self.config.interpolation)

@@ -28,12 +28,13 @@ from lusebench.simulation.render import RenderedMixture, Renderer
 from lusebench.simulation.rooms import Brir, draw_room, room_absorption
 
 if TYPE_CHECKING:
+    from lusebench.simulation.audiocaps_sets import FixedMixture
     from lusebench.simulation.brir_bank import BrirBank, BrirSpec
 
 # Peak that the loudest written sample may reach; the rest is headroom for the 24-bit FLAC.
 PEAK_LIMIT = 0.99
 # A dry excerpt quieter than this (-80 dBFS RMS) cannot carry an SNR; a new excerpt is drawn.
-_SILENCE_POWER = 1e-8
+SILENCE_POWER = 1e-8
 _EXCERPT_TRIES = 8
 _REJECTION_TRIES = 32
 
@@ -173,7 +174,7 @@ def draw_recipe(
             offset, onset = _excerpt(len(audio), num_samples, rng)
             segment = place(audio, offset, onset, num_samples)
             power = _power(segment)
-            if power > _SILENCE_POWER:
+            if power > SILENCE_POWER:
                 break
         else:
             raise LusebenchError(f"clip {clip.clip_id} of corpus {corpus.name} is silent")
@@ -184,9 +185,6 @@ def draw_recipe(
     low, high = config.snr_range_db
     snr = [0.0] + [float(rng.uniform(low, high)) for _ in chosen[1:]]
     azimuths = [float(rng.uniform(0.0, 360.0)) for _ in chosen]
-    target_power = 10.0 ** (config.target_rms_dbfs / 10.0)
-    # Interferer k gets the target's energy, then sits snr_k dB below it.
-    gains = [float(np.sqrt(target_power / power / 10.0 ** (s / 10.0))) for power, s in zip(powers, snr)]
     room_fields, brirs = _draw_room(rng, azimuths, config, bank) if config.room == "reverberant" else ({}, None)
     recipe = Recipe(
         mixture_id=mixture_id(config.split, config.num_sources, index),
@@ -203,13 +201,24 @@ def draw_recipe(
         onsets_s=tuple(o / sr for o in onsets),
         azimuths_deg=tuple(azimuths),
         snr_db=tuple(snr),
-        gains=tuple(gains),
+        gains=_gains(powers, snr, config),
         mixture_gain=1.0,
         hrtf=renderer.hrtf.identity,
         hrtf_interpolation=renderer.interpolation,
         **room_fields,
     )
-    rendered = _render(np.stack(dry), recipe, renderer, brirs)
+    return _finish(recipe, np.stack(dry), renderer, brirs)
+
+
+def _gains(powers: Sequence[float], snr_db: Sequence[float], config: SimulationConfig) -> tuple[float, ...]:
+    target_power = 10.0 ** (config.target_rms_dbfs / 10.0)
+    # Interferer k gets the target's energy, then sits snr_k dB below it.
+    return tuple(float(np.sqrt(target_power / power / 10.0 ** (s / 10.0))) for power, s in zip(powers, snr_db))
+
+
+def _finish(recipe: Recipe, dry: np.ndarray, renderer: Renderer, brirs: list[Brir] | None) -> tuple[Recipe, RenderedMixture]:
+    """Render a recipe from its dry excerpts (S, time), then give it the headroom gain it needs."""
+    rendered = _render(dry, recipe, renderer, brirs)
     # max and -min give |x|'s peak exactly, without abs's temporary copy of every signal.
     signals = (rendered.mixture, rendered.target, rendered.interferers)
     peak = max(max(float(signal.max()), -float(signal.min())) for signal in signals)
@@ -218,6 +227,24 @@ def draw_recipe(
         recipe = replace(recipe, mixture_gain=headroom_gain(peak))
         rendered = _scale(rendered, recipe.mixture_gain)
     return recipe, rendered
+
+
+def fixed_recipe(
+    corpus: Corpus, mixture: FixedMixture, config: SimulationConfig, renderer: Renderer
+) -> tuple[Recipe, RenderedMixture]:
+    """Render one recipe of a fixed set (audiocaps_sets.py): its clips, query, SNRs and azimuths are
+    the table's; each clip is read from its start, and the gains follow from this copy's audio."""
+    sr, num_samples = config.sample_rate, config.num_samples
+    dry = [place(corpus.audio(corpus.clip(clip_id), sr), 0, 0, num_samples) for clip_id in mixture.clip_ids]
+    zeros = tuple(0.0 for _ in mixture.clip_ids)
+    recipe = Recipe(
+        mixture_id=mixture.mixture_id, split=config.split, index=mixture.index, seed=config.seed, sample_rate=sr,
+        num_samples=num_samples, corpus=corpus.name, caption=mixture.captions[0], clip_ids=mixture.clip_ids,
+        captions=mixture.captions, clip_offsets_s=zeros, onsets_s=zeros, azimuths_deg=mixture.azimuths_deg,
+        snr_db=mixture.snr_db, gains=_gains([_power(segment) for segment in dry], mixture.snr_db, config),
+        mixture_gain=1.0, hrtf=renderer.hrtf.identity, hrtf_interpolation=renderer.interpolation,
+    )
+    return _finish(recipe, np.stack(dry), renderer, None)
 
 
 def headroom_gain(peak: float) -> float:

@@ -43,11 +43,12 @@ from lusebench.io import (
     write_bytes,
     write_json,
 )
+from lusebench.simulation.audiocaps_sets import FixedSet, open_fixed_set
 from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SCHEMA_VERSION, SimulationConfig
 from lusebench.simulation.corpus import Corpus, distinct_captions, open_corpus
 from lusebench.simulation.hrtf import load_hrtf
-from lusebench.simulation.recipe import Recipe, draw_recipe, mixture_id, recipe_brir_specs
+from lusebench.simulation.recipe import Recipe, draw_recipe, fixed_recipe, mixture_id, recipe_brir_specs
 from lusebench.simulation.render import RenderedMixture, Renderer
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,12 @@ MANIFEST_SCHEMA = pa.schema([
     ("clip_sha256", _STRINGS), ("hrtf_sha256", pa.string()), ("brir_keys", _STRINGS),
     ("protocol_version", pa.int64()), ("schema_version", pa.int64()), ("lusebench_version", pa.string()),
 ])
+# What the rows of a fixed AudioCaps set add (audiocaps_sets.py); other sets' manifests lack these
+# columns, so that their fingerprints stay what they were.
+FIXED_SET_FIELDS = [
+    pa.field("recipe_set", pa.string()), pa.field("recipe_set_sha256", pa.string()),
+    pa.field("recipe_set_size", pa.int64()), pa.field("audiocap_ids", _STRINGS),
+]
 _LIST_FIELDS = {
     "clip_ids", "captions", "clip_offsets_s", "onsets_s", "azimuths_deg", "snr_db", "gains", "room_dims_m",
     "listener_position_m", "distances_m", "drr_db",
@@ -116,10 +123,15 @@ def max_distinct_mixtures(num_captions: int, num_sources: int) -> int:
     return num_captions * math.comb(num_captions - 1, num_sources - 1)
 
 
-Inputs = tuple[Corpus, Renderer, BrirBank | None]
+Inputs = tuple[Corpus, Renderer, BrirBank | None, FixedSet | None]
 
 
 def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None) -> Inputs:
+    hrtf = load_hrtf(config.hrtf, config.sample_rate)
+    if config.recipes:
+        fixed = open_fixed_set(config.recipes, config.split, config.num_sources, config.num_mixtures, config.corpus,
+                               config.sample_rate, config.num_samples)
+        return fixed.corpus, Renderer(hrtf, config.interpolation), None, fixed
     corpus = open_corpus(config.corpus)
     clips = corpus.split(config.split)
     captions = distinct_captions(clips)
@@ -129,8 +141,7 @@ def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None) 
             f"split {config.split!r} of corpus {corpus.name} has {captions} distinct captions, which allow at most "
             f"{limit} distinct {config.num_sources}-source mixtures; asked for {config.num_mixtures}"
         )
-    hrtf = load_hrtf(config.hrtf, config.sample_rate)
-    return corpus, Renderer(hrtf, config.interpolation), open_bank(config, brir_bank)
+    return corpus, Renderer(hrtf, config.interpolation), open_bank(config, brir_bank), None
 
 
 def recipe_from_row(row: dict[str, Any]) -> Recipe:
@@ -207,9 +218,10 @@ def _init_worker(config: SimulationConfig, out: str, brir_bank: str | None, inpu
     # One thread per process: processes scale, and torch 2.13's MKL threads can hang after fork.
     torch.set_num_threads(1)
     retain_freed_memory()
-    corpus, renderer, bank = inputs if inputs is not None else _open_inputs(config, brir_bank)
+    corpus, renderer, bank, fixed = inputs if inputs is not None else _open_inputs(config, brir_bank)
     _STATE.update(
-        config=config, out=Path(out), corpus=corpus, renderer=renderer, bank=bank, clips=corpus.split(config.split)
+        config=config, out=Path(out), corpus=corpus, renderer=renderer, bank=bank, clips=corpus.split(config.split),
+        fixed=fixed,
     )
 
 
@@ -241,21 +253,35 @@ def _finished_row(out: Path, mixture_id: str) -> dict[str, Any] | None:
     return row
 
 
+def _mixture_id(config: SimulationConfig, fixed: FixedSet | None, index: int) -> str:
+    return mixture_id(config.split, config.num_sources, index) if fixed is None else fixed.mixtures[index].mixture_id
+
+
+def _draw(
+    config: SimulationConfig, inputs: Inputs, clips: list, index: int
+) -> tuple[Recipe, RenderedMixture, dict[str, Any]]:
+    """Mixture ``index``: drawn from its rng key, or a fixed set's recipe; plus the row fields it adds."""
+    corpus, renderer, bank, fixed = inputs
+    if fixed is None:
+        return (*draw_recipe(corpus, clips, config, _rng_key(config, index), renderer, index, bank), {})
+    mixture = fixed.mixtures[index]
+    return (*fixed_recipe(corpus, mixture, config, renderer), fixed.extra_fields(mixture))
+
+
 def _render_one(index: int) -> str:
     """Render, write and mark mixture ``index``; return ``skipped`` or ``written``."""
     config: SimulationConfig = _STATE["config"]
     out: Path = _STATE["out"]
-    if _finished_row(out, mixture_id(config.split, config.num_sources, index)) is not None:
+    if _finished_row(out, _mixture_id(config, _STATE["fixed"], index)) is not None:
         return "skipped"
-    recipe, rendered = draw_recipe(
-        _STATE["corpus"], _STATE["clips"], config, _rng_key(config, index), _STATE["renderer"], index, _STATE["bank"]
-    )
+    inputs = (_STATE["corpus"], _STATE["renderer"], _STATE["bank"], _STATE["fixed"])
+    recipe, rendered, extra = _draw(config, inputs, _STATE["clips"], index)
     checksums = {}
     for prefix, (path, signal) in _signals(config, recipe, rendered).items():
         payload = encode_audio(signal, config.sample_rate, config.audio_format)
         checksums[prefix] = (path, write_bytes(out / path, payload))
     assets = _assets(recipe, _STATE["corpus"], _STATE["renderer"], _STATE["bank"])
-    write_json(_marker(out, recipe.mixture_id), _row(recipe, assets, checksums))
+    write_json(_marker(out, recipe.mixture_id), _row(recipe, {**assets, **extra}, checksums))
     return "written"
 
 
@@ -318,15 +344,18 @@ def _write_static_files(out: Path, config: SimulationConfig) -> None:
     atomic_write(out / "LICENSES.md", lambda tmp: tmp.write_text(text))
 
 
-def _mixture_ids(config: SimulationConfig) -> list[str]:
-    return [mixture_id(config.split, config.num_sources, i) for i in range(config.num_mixtures)]
+def _indices(config: SimulationConfig, fixed: FixedSet | None) -> list[int]:
+    """The set's mixture indices: all of them, or those of a fixed set's recipes the copy covers."""
+    return list(range(config.num_mixtures)) if fixed is None else sorted(fixed.mixtures)
 
 
 def manifest_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Rows in index order as a table of :data:`MANIFEST_SCHEMA`, file columns after it."""
-    known = set(MANIFEST_SCHEMA.names)
+    """Rows in index order as a table of :data:`MANIFEST_SCHEMA` (+ :data:`FIXED_SET_FIELDS` when the
+    rows have them), file columns after it."""
+    fixed = [f for f in FIXED_SET_FIELDS if any(f.name in row for row in rows)]
+    known = set(MANIFEST_SCHEMA.names) | {f.name for f in fixed}
     extra = [name for name in dict.fromkeys(key for row in rows for key in row) if name not in known]
-    schema = pa.schema(list(MANIFEST_SCHEMA) + [(name, pa.string()) for name in extra])
+    schema = pa.schema(list(MANIFEST_SCHEMA) + fixed + [(name, pa.string()) for name in extra])
     return pa.Table.from_pylist(rows, schema=schema)
 
 
@@ -384,16 +413,22 @@ def simulate(
         raise LusebenchError(f"--workers must be at least 1, got {workers}")
     bank_dir = None if brir_bank is None else str(brir_bank)
     inputs = _open_inputs(config, bank_dir)  # fails early on a bad corpus or SOFA file
-    inputs[0].check(config.split)
+    fixed = inputs[3]
+    if fixed is None:
+        inputs[0].check(config.split)  # a fixed set probed every clip it uses as it opened
+    else:
+        log.info("%s", fixed.coverage.summary())
     created = _prepare_folder(out, config)
     removed = remove_stale_temporaries(out, _STALE_AFTER_S)
     if removed:
         log.info("removed %d temporary file(s) that an interrupted run left in %s", removed, out)
     start = time.perf_counter()
-    indices = list(range(shard.index, config.num_mixtures, shard.count))
+    indices = [i for i in _indices(config, fixed) if i % shard.count == shard.index]
     counts = {"written": 0, "skipped": 0}
     try:
         _write_static_files(out, config)
+        if fixed is not None:
+            fixed.write_reports(out)
         bar = tqdm(total=len(indices), desc=f"simulate {out.name}", unit="mix", disable=not progress)
         with bar:
             for outcome in _iterate(indices, config, out, workers, inputs, bank_dir):
@@ -407,7 +442,7 @@ def simulate(
         "%d mixtures written, %d already there, in %.1f s", counts["written"], counts["skipped"], time.perf_counter() - start
     )
     # Markers are only written after their files, and were checked when skipped: no re-hashing.
-    rows = [_read_marker(out, mixture) for mixture in _mixture_ids(config)]
+    rows = [_read_marker(out, _mixture_id(config, fixed, i)) for i in _indices(config, fixed)]
     if any(row is None for row in rows):
         pending = sum(row is None for row in rows)
         log.info("%d mixtures of the set are still to render (other shards); no manifest yet", pending)
@@ -518,8 +553,8 @@ def verify(data_dir: Path | str, progress: bool = True, brir_bank: Path | str | 
     data_dir = Path(data_dir)
     config = load_config(data_dir)
     manifest = load_manifest(data_dir)
-    corpus, renderer, bank = _open_inputs(config, brir_bank)
-    clips = corpus.split(config.split)
+    inputs = _open_inputs(config, brir_bank)
+    clips, fixed = inputs[0].split(config.split), inputs[3]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the rendering path of simulate: same thread count, same floats
     worst, worst_file, files, identical = None, None, 0, 0
@@ -527,8 +562,10 @@ def verify(data_dir: Path | str, progress: bool = True, brir_bank: Path | str | 
     try:
         for row in tqdm(manifest.to_dict("records"), desc="verify", unit="mix", disable=not progress):
             stored = recipe_from_row(row)
-            recipe, rendered = draw_recipe(corpus, clips, config, _rng_key(config, stored.index), renderer,
-                                           stored.index, bank)
+            if fixed is not None and stored.index not in fixed.mixtures:
+                recipes_differ.append(f"{stored.mixture_id} (the corpus no longer covers it)")
+                continue
+            recipe, rendered, _ = _draw(config, inputs, clips, stored.index)
             if not _same_recipe(stored, recipe):
                 recipes_differ.append(stored.mixture_id)
             for prefix, (path, signal) in _signals(config, recipe, rendered).items():

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -42,4 +45,59 @@ def make_corpus(
         pd.DataFrame(rows, columns=["audiocap_id", "youtube_id", "start_time", "caption"]).to_csv(
             root / f"{split}.csv", index=False
         )
+    return root
+
+
+ClipDefect = Literal["stereo", "rate", "short", "padded", "corrupt"]
+
+
+def make_audiocaps_copy(
+    root: Path | str,
+    captions: Path | str,
+    youtube_ids: Sequence[str],
+    *,
+    split: str = "test",
+    seconds: float = 1.0,
+    sample_rate: int = 16000,
+    defects: Mapping[str, ClipDefect] | None = None,
+    layout: Literal["flat", "audiocaps-download"] = "flat",
+) -> Path:
+    """A synthetic copy of AudioCaps as a user holds it: the caption table of ``split`` and generated
+    audio for the clips ``youtube_ids`` only (the others are "missing").
+
+    Args:
+        root: the copy's folder.
+        captions: a folder holding the real ``<split>.csv`` (copied whole, as a user's copy holds it).
+        youtube_ids: the clips that get an audio file.
+        seconds, sample_rate: of each generated clip (a noisy tone whose pitch follows its id).
+        defects: clip id -> what is wrong with its file: ``stereo`` (two channels), ``rate``
+            (22,050 Hz), ``short`` (half ``seconds``), ``padded`` (95 % of ``seconds``),
+            ``corrupt`` (bytes that do not decode).
+        layout: ``flat``: ``audio/<youtube_id>.wav``; ``audiocaps-download``: ``<split>/<audiocap_id>.wav``
+            (that tool's layout, one file per caption row).
+
+    Returns:
+        ``root``.
+    """
+    root, defects = Path(root), dict(defects or {})
+    table = pd.read_csv(Path(captions) / f"{split}.csv", dtype={"youtube_id": str, "audiocap_id": str})
+    root.mkdir(parents=True, exist_ok=True)
+    table.to_csv(root / f"{split}.csv", index=False)
+    for youtube_id in youtube_ids:
+        defect = defects.get(youtube_id)
+        rate = 22050 if defect == "rate" else sample_rate
+        length = seconds * {"short": 0.5, "padded": 0.95}.get(defect or "", 1.0)
+        digest = int.from_bytes(hashlib.sha256(youtube_id.encode()).digest()[:4], "little")
+        rng = np.random.default_rng(digest)
+        t = np.arange(int(round(length * rate))) / rate
+        audio = 0.3 * np.sin(2 * np.pi * (150 + digest % 900) * t) + 0.05 * rng.standard_normal(len(t))
+        audio = np.stack([audio, 0.5 * audio], axis=1) if defect == "stereo" else audio
+        stems = [youtube_id] if layout == "flat" else table.loc[table["youtube_id"] == youtube_id, "audiocap_id"].tolist()
+        folder = root / ("audio" if layout == "flat" else split)
+        folder.mkdir(exist_ok=True)
+        for stem in stems:
+            if defect == "corrupt":
+                (folder / f"{stem}.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio at all")
+            else:
+                sf.write(folder / f"{stem}.wav", audio.astype(np.float32), rate, subtype="FLOAT")
     return root
