@@ -44,7 +44,15 @@ import soundfile as sf
 
 from lusebench.errors import LusebenchError
 from lusebench.io import read_audio
-from lusebench.simulation.corpus import AUDIOCAPS_COLUMNS, Clip, Corpus, audio_index, find_audio, read_audiocaps_csv
+from lusebench.simulation.corpus import (
+    AUDIOCAPS_COLUMNS,
+    Clip,
+    Corpus,
+    audio_index,
+    file_problem,
+    find_audio,
+    read_audiocaps_csv,
+)
 from lusebench.simulation.recipe import SILENCE_POWER, place
 
 # AudioCaps clips are 10 s segments of YouTube videos starting at start_time.
@@ -272,23 +280,22 @@ class _ClipState:
 
 
 def _probe(corpus: Corpus, clip: Clip, sample_rate: int, num_samples: int) -> _ClipState:
-    """Whether a user's clip can serve the set, and what rendering does to it."""
-    try:
-        info = sf.info(str(clip.path))
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
-        return _ClipState(f"does not decode: {str(error).splitlines()[0]}")
+    """Whether a user's clip can serve the set, and what rendering does to it (one decode, kept in
+    the corpus's cache for the rendering)."""
+    problem = file_problem(clip.path)  # type: ignore[arg-type]
+    if problem is not None:
+        return _ClipState(f"does not decode: {problem}")
+    info = sf.info(str(clip.path))
     seconds, mixture_s = info.frames / info.samplerate, num_samples / sample_rate
     if seconds > SEGMENT_S + SEGMENT_TOLERANCE_S:
         return _ClipState(f"{seconds:.2f} s, longer than a {SEGMENT_S:g} s AudioCaps segment (cut it at start_time)")
     if seconds < MIN_CLIP_SHARE * mixture_s:
         return _ClipState(f"too short: {seconds:.2f} s of the {mixture_s:g} s mixture (needs {MIN_CLIP_SHARE:.0%})")
     try:
-        decoded, _ = read_audio(clip.path)  # type: ignore[arg-type]
+        audio = corpus.audio(clip, sample_rate)
     except LusebenchError as error:
         return _ClipState(f"does not decode: {error}")
-    if decoded.shape[1] < info.frames:
-        return _ClipState(f"truncated: {decoded.shape[1]} of {info.frames} frames decode")
-    segment = place(corpus.audio(clip, sample_rate), 0, 0, num_samples)
+    segment = place(audio, 0, 0, num_samples)
     if float(np.mean(np.square(segment, dtype=np.float64))) <= SILENCE_POWER:
         return _ClipState(f"silent over the first {mixture_s:g} s")
     return _ClipState(None, int(info.samplerate), int(info.channels), seconds)

@@ -72,12 +72,8 @@ class Corpus:
         return self._by_id[clip_id]
 
     def check(self, split: str) -> None:
-        """Open every clip of a split once, so a missing or corrupt file fails before any writing.
-
-        Reading the header is not enough: a truncated FLAC has an intact header and failed only
-        when a mixture that used it was rendered. Seeking to the last frame and reading it finds
-        truncation at the cost of one block per file, not a full decode.
-        """
+        """Open every clip of a split once, so a missing or corrupt file fails before any writing
+        (:func:`file_problem`)."""
         clips = self.split(split)
         if clips[0].path is None:
             # A Hugging Face column holds one type in every row: decoding the first clip finds a
@@ -85,17 +81,9 @@ class Corpus:
             self._decode(clips[0])
             return
         for clip in clips:
-            if not clip.path.is_file():
-                raise LusebenchError(f"audio file not found: {clip.path} (clip {clip.clip_id})")
-            try:
-                with sf.SoundFile(clip.path) as handle:
-                    if handle.frames < 1:
-                        raise LusebenchError(f"audio file {clip.path} holds no samples (clip {clip.clip_id})")
-                    handle.seek(handle.frames - 1)
-                    if len(handle.read(1)) != 1:
-                        raise RuntimeError("the last frame cannot be read")
-            except (sf.LibsndfileError, RuntimeError, ValueError) as error:
-                raise LusebenchError(f"cannot decode audio file {clip.path} (truncated or corrupt?): {error}") from None
+            problem = file_problem(clip.path)
+            if problem is not None:
+                raise LusebenchError(f"{problem} (clip {clip.clip_id})")
 
     def audio(self, clip: Clip, sample_rate: int) -> np.ndarray:
         """The clip as mono float32 of shape (time,) at ``sample_rate``."""
@@ -108,6 +96,26 @@ class Corpus:
 
     def __hash__(self) -> int:  # identity hash, so lru_cache can key on the corpus object
         return id(self)
+
+
+def file_problem(path: Path) -> str | None:
+    """What keeps an audio file from decoding whole (missing, empty, truncated, corrupt), or None.
+
+    Reading the header is not enough: a truncated FLAC has an intact header and fails only when
+    decoded. Seeking to the last frame and reading it finds truncation at the cost of one block.
+    """
+    if not path.is_file():
+        return f"audio file not found: {path}"
+    try:
+        with sf.SoundFile(path) as handle:
+            if handle.frames < 1:
+                return f"audio file {path} holds no samples"
+            handle.seek(handle.frames - 1)
+            if len(handle.read(1)) != 1:
+                raise RuntimeError("the last frame cannot be read")
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
+        return f"cannot decode audio file {path} (truncated or corrupt?): {error}"
+    return None
 
 
 @functools.lru_cache(maxsize=512)

@@ -343,3 +343,20 @@ def test_a_checksum_of_the_shipped_tables_is_what_the_manifest_records(set_a):
 def test_verify_re_renders_a_fixed_set_from_the_copy(set_a):
     report = verify(set_a, progress=False)
     assert report.ok and report.checked == len(load_manifest(set_a)) and not report.recipes_differ
+
+
+def test_the_leaderboard_rejects_a_coverage_block_that_is_wrong(tmp_path):
+    from lusebench.errors import LusebenchError
+    from lusebench.leaderboard import parse_results
+    from lusebench.testing.results import fake_results
+
+    good = fake_results(num_items=812)
+    good["dataset"]["coverage"] = {"recipe_set": SET, "recipes": 812, "of": 1000}
+    assert parse_results(good, tmp_path / "results.json").dataset.coverage.text == f"812 of 1,000 recipes of {SET}"
+    for coverage, message in (({"recipe_set": SET, "recipes": "812", "of": 1000}, "recipes should be a positive integer"),
+                              ({"recipe_set": SET, "recipes": 900, "of": 1000}, "says 900 of 1000 recipes for 812 items"),
+                              ("all", "dataset.coverage should be an object")):
+        bad = fake_results(num_items=812)
+        bad["dataset"]["coverage"] = coverage
+        with pytest.raises(LusebenchError, match=message):
+            parse_results(bad, tmp_path / "results.json")
