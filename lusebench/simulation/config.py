@@ -93,8 +93,6 @@ class SimulationConfig:
         if self.room == "reverberant":
             self.room_ranges.check()
         if self.recipes:
-            if self.room != "anechoic":
-                raise LusebenchError(f"the fixed recipes of {self.recipes} are anechoic; --room {self.room} is not")
             if not self.corpus.startswith("audiocaps:"):
                 raise LusebenchError(f"{self.recipes} renders from your AudioCaps copy: add --corpus audiocaps:ROOT "
                                      "(the folder of test.csv/val.csv and the audio)")
@@ -214,4 +212,7 @@ BENCHMARK_SETS: dict[str, BenchmarkSet] = {
     "audiocaps-test-3src": BenchmarkSet("test", 3, 1000, 20272, recipes="audiocaps-test-3src"),
     "audiocaps-val-2src": BenchmarkSet("val", 2, 500, 20281, recipes="audiocaps-val-2src"),
     "audiocaps-val-3src": BenchmarkSet("val", 3, 500, 20282, recipes="audiocaps-val-3src"),
+    # Their reverberant twins: the same recipes, each placed in a room drawn from the recipe's index.
+    "audiocaps-test-2src-reverb": BenchmarkSet("test", 2, 1000, 20271, room="reverberant", recipes="audiocaps-test-2src"),
+    "audiocaps-test-3src-reverb": BenchmarkSet("test", 3, 1000, 20272, room="reverberant", recipes="audiocaps-test-3src"),
 }

@@ -37,6 +37,8 @@ PEAK_LIMIT = 0.99
 SILENCE_POWER = 1e-8
 _EXCERPT_TRIES = 8
 _REJECTION_TRIES = 32
+# The fourth word of a fixed recipe's room rng key: a stream no drawn set's three-word key meets.
+ROOM_STREAM = 1
 
 
 @dataclass(frozen=True)
@@ -230,10 +232,12 @@ def _finish(recipe: Recipe, dry: np.ndarray, renderer: Renderer, brirs: list[Bri
 
 
 def fixed_recipe(
-    corpus: Corpus, mixture: FixedMixture, config: SimulationConfig, renderer: Renderer
+    corpus: Corpus, mixture: FixedMixture, config: SimulationConfig, renderer: Renderer, bank: BrirBank | None = None
 ) -> tuple[Recipe, RenderedMixture]:
     """Render one recipe of a fixed set (audiocaps_sets.py): its clips, query, SNRs and azimuths are
-    the table's; each clip is read from its start, and the gains follow from this copy's audio."""
+    the table's; each clip is read from its start, and the gains follow from this copy's audio. In
+    the reverberant condition the room is drawn from ``[seed, split_code, index, ROOM_STREAM]``,
+    a function of the recipe alone (the table's draw is not replayed), its BRIRs come from ``bank``."""
     sr, num_samples = config.sample_rate, config.num_samples
     dry = [place(corpus.audio(corpus.clip(clip_id), sr), 0, 0, num_samples) for clip_id in mixture.clip_ids]
     zeros = tuple(0.0 for _ in mixture.clip_ids)
@@ -244,7 +248,11 @@ def fixed_recipe(
         snr_db=mixture.snr_db, gains=_gains([_power(segment) for segment in dry], mixture.snr_db, config),
         mixture_gain=1.0, hrtf=renderer.hrtf.identity, hrtf_interpolation=renderer.interpolation,
     )
-    return _finish(recipe, np.stack(dry), renderer, None)
+    if config.room == "anechoic":
+        return _finish(recipe, np.stack(dry), renderer, None)
+    rng = np.random.default_rng([config.seed, config.split_code, mixture.index, ROOM_STREAM])
+    room_fields, brirs = _draw_room(rng, list(mixture.azimuths_deg), config, bank)
+    return _finish(replace(recipe, **room_fields), np.stack(dry), renderer, brirs)
 
 
 def headroom_gain(peak: float) -> float:

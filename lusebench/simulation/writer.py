@@ -131,7 +131,7 @@ def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None) 
     if config.recipes:
         fixed = open_fixed_set(config.recipes, config.split, config.num_sources, config.num_mixtures, config.corpus,
                                config.sample_rate, config.num_samples)
-        return fixed.corpus, Renderer(hrtf, config.interpolation), None, fixed
+        return fixed.corpus, Renderer(hrtf, config.interpolation), open_bank(config, brir_bank), fixed
     corpus = open_corpus(config.corpus)
     clips = corpus.split(config.split)
     captions = distinct_captions(clips)
@@ -265,7 +265,7 @@ def _draw(
     if fixed is None:
         return (*draw_recipe(corpus, clips, config, _rng_key(config, index), renderer, index, bank), {})
     mixture = fixed.mixtures[index]
-    return (*fixed_recipe(corpus, mixture, config, renderer), fixed.extra_fields(mixture))
+    return (*fixed_recipe(corpus, mixture, config, renderer, bank), fixed.extra_fields(mixture))
 
 
 def _render_one(index: int) -> str:

@@ -98,7 +98,8 @@ def _expected_recipes(lacking: set[str]) -> list[str]:
 def test_shipped_tables_follow_the_protocol():
     sums = dict(line.split()[::-1] for line in (table_path(SET).parent / "SHA256SUMS").read_text().splitlines())
     for name, fixed in BENCHMARK_SETS.items():
-        if not fixed.recipes:
+        if fixed.recipes != name:  # not an AudioCaps set, or a reverberant twin of one
+            assert not fixed.recipes or BENCHMARK_SETS[fixed.recipes].num_sources == fixed.num_sources
             continue
         table, sha256 = load_table(name, fixed.num_sources)
         assert sha256 == sums[f"{name}.csv"]
@@ -360,3 +361,24 @@ def test_the_leaderboard_rejects_a_coverage_block_that_is_wrong(tmp_path):
         bad["dataset"]["coverage"] = coverage
         with pytest.raises(LusebenchError, match=message):
             parse_results(bad, tmp_path / "results.json")
+
+
+def test_the_reverberant_twin_places_the_same_recipes_in_rooms_drawn_from_the_recipe(copy_a, set_a, tmp_path):
+    root, _ = copy_a
+    config = BENCHMARK_SETS[f"{SET}-reverb"].config(
+        corpus=f"audiocaps:{root}", duration_s=1.0, rt60_range_s=(0.15, 0.25), room_length_range_m=(3.0, 3.5),
+        room_width_range_m=(3.0, 3.5), room_height_range_m=(2.2, 2.5), max_image_order=6)
+    config = dataclasses.replace(config, num_mixtures=4)
+    simulate(config, tmp_path / "reverb", progress=False, brir_bank=tmp_path / "bank")
+    reverb, anechoic = load_manifest(tmp_path / "reverb"), load_manifest(set_a)
+    assert len(reverb) == 3  # recipe 0 lost its clips
+    assert set(reverb["room"]) == {"reverberant"} and reverb["rt60_s"].between(0.15, 0.25).all()
+    same = anechoic.set_index("mixture_id").loc[reverb["mixture_id"]]
+    for column in ("clip_ids", "audiocap_ids", "azimuths_deg", "snr_db", "caption"):
+        assert [list(v) if not isinstance(v, str) else v for v in reverb[column]] == \
+            [list(v) if not isinstance(v, str) else v for v in same[column]]
+    # A room is a function of the recipe: rendered again from a fresh bank, the same rooms.
+    simulate(config, tmp_path / "again", progress=False, brir_bank=tmp_path / "bank2")
+    again = load_manifest(tmp_path / "again")
+    assert dataset_fingerprint(again) == dataset_fingerprint(reverb) != dataset_fingerprint(anechoic)
+    assert verify(tmp_path / "reverb", progress=False, brir_bank=tmp_path / "bank").ok
