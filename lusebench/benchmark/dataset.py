@@ -73,7 +73,7 @@ class Dataset:
     def _coverage(self) -> dict:
         """A fixed AudioCaps set's ``coverage`` block: the recipes scored of the set's, or nothing."""
         manifest = self.manifest
-        if "recipe_set" not in manifest.columns:
+        if not {"recipe_set", "recipe_set_size"} <= set(manifest.columns):
             return {}
         return {"coverage": {"recipe_set": str(manifest["recipe_set"].iloc[0]), "recipes": len(manifest),
                              "of": int(manifest["recipe_set_size"].iloc[0])}}

@@ -320,7 +320,12 @@ def open_fixed_set(name: str, split: str, num_sources: int, num_mixtures: int, c
     table, table_sha256 = load_table(name, num_sources)
     table = table.iloc[:num_mixtures]
     rows = read_audiocaps_csv(csv_path)
-    captions = {str(a): (str(y), str(c).strip()) for a, y, c in rows[["audiocap_id", "youtube_id", "caption"]].itertuples(index=False)}
+    # audiocap_id -> (youtube_id, start_time, caption) of the copy's rows, and each clip's rows.
+    captions: dict[str, tuple[str, str, str]] = {}
+    rows_of: dict[str, list[str]] = {}
+    for audiocap_id, youtube_id, start_time, caption in rows[list(AUDIOCAPS_COLUMNS)].itertuples(index=False):
+        captions[audiocap_id] = (youtube_id, _seconds_text(start_time), str(caption).strip())
+        rows_of.setdefault(youtube_id, []).append(audiocap_id)
     index = audio_index(root, split)
 
     users: dict[str, Clip] = {}
@@ -332,12 +337,12 @@ def open_fixed_set(name: str, split: str, num_sources: int, num_mixtures: int, c
     corpus = Corpus(name=f"audiocaps:{root}", clips={}, _decode=lambda clip: read_audio(clip.path))  # type: ignore[arg-type]
     states: dict[str, _ClipState] = {}
     for youtube_id, start in starts.items():
-        own_ids = [a for a, (y, _) in captions.items() if y == youtube_id]
+        own_ids = rows_of.get(youtube_id, [])
         path = find_audio(index, youtube_id, start, own_ids)
         if path is None:
             problems[(youtube_id, "")] = "no audio file"
             continue
-        clip = Clip(clip_id=youtube_id, captions=tuple(captions[a][1] for a in own_ids) or ("",), path=path)
+        clip = Clip(clip_id=youtube_id, captions=tuple(captions[a][2] for a in own_ids) or ("",), path=path)
         state = _probe(corpus, clip, sample_rate, num_samples)
         if state.reason is not None:
             problems[(youtube_id, "")] = f"{path.name}: {state.reason}"
@@ -356,10 +361,14 @@ def open_fixed_set(name: str, split: str, num_sources: int, num_mixtures: int, c
                 pass  # the clip itself is unusable: its caption rows add nothing to say
             elif entry is None or entry[0] != youtube_id:
                 problems.setdefault((youtube_id, audiocap_id), f"caption row {audiocap_id} absent from {split}.csv")
-            elif caption_digest(entry[1]) != row[f"caption_digest_{k}"]:
+            elif entry[1] != _seconds_text(starts[youtube_id]):
+                # Another start is another 10 s of the video: the file holds another sound.
+                problems.setdefault((youtube_id, audiocap_id), f"{split}.csv gives start_time {entry[1]}, "
+                                    f"AudioCaps v1 {_seconds_text(starts[youtube_id])}")
+            elif caption_digest(entry[2]) != row[f"caption_digest_{k}"]:
                 problems.setdefault((youtube_id, audiocap_id), f"caption {audiocap_id} differs from AudioCaps v1's")
             else:
-                texts.append(entry[1])
+                texts.append(entry[2])
             bad += [key for key in ((youtube_id, ""), (youtube_id, audiocap_id)) if key in problems]
         if bad:
             lost.update(set(bad))
@@ -407,8 +416,13 @@ def is_copy_of(corpus_spec: str, name: str, split: str, num_sources: int) -> boo
     return any(audiocap_id in ids for audiocap_id in table["audiocap_id_0"])
 
 
-def _seconds_text(value: float) -> str:
-    return str(int(value)) if value.is_integer() else str(value)
+def _seconds_text(value: Any) -> str:
+    """A start time as AudioCaps writes it (whole seconds without ".0"); text that is no number as is."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(number)) if number.is_integer() else str(number)
 
 
 def read_coverage(data_dir: Path | str) -> dict[str, Any] | None:

@@ -382,3 +382,20 @@ def test_the_reverberant_twin_places_the_same_recipes_in_rooms_drawn_from_the_re
     again = load_manifest(tmp_path / "again")
     assert dataset_fingerprint(again) == dataset_fingerprint(reverb) != dataset_fingerprint(anechoic)
     assert verify(tmp_path / "reverb", progress=False, brir_bank=tmp_path / "bank").ok
+
+
+def test_a_changed_caption_or_start_time_skips_its_recipes(tmp_path):
+    table = _table().iloc[:3]
+    clips = list(dict.fromkeys(list(table["youtube_id_0"]) + list(table["youtube_id_1"])))
+    root = make_audiocaps_copy(tmp_path / "copy", EXCERPT, clips)
+    rows = pd.read_csv(root / "test.csv", dtype={"audiocap_id": str, "youtube_id": str})
+    changed_caption, moved = table.iloc[0], table.iloc[1]
+    rows.loc[rows["audiocap_id"] == changed_caption["audiocap_id_0"], "caption"] = "A caption someone edited"
+    rows.loc[rows["youtube_id"] == moved["youtube_id_1"], "start_time"] = 12345
+    rows.to_csv(root / "test.csv", index=False)
+    config = dataclasses.replace(_config(root), num_mixtures=3)
+    simulate(config, tmp_path / "set", progress=False)
+    assert load_manifest(tmp_path / "set")["mixture_id"].tolist() == [table.iloc[2]["mixture_id"]]
+    missing = pd.read_csv(tmp_path / "set" / "missing.csv", dtype=str).set_index("audiocap_id")
+    assert missing.loc[changed_caption["audiocap_id_0"], "reason"].endswith("differs from AudioCaps v1's")
+    assert "gives start_time 12345" in missing.loc[moved["audiocap_id_1"], "reason"]
