@@ -1,11 +1,23 @@
-"""File helpers shared by every room: atomic writes, checksums, audio files."""
+"""File helpers shared by every room: atomic writes, checksums, audio files, and the one door to
+files that strangers made.
+
+Every file a stranger hands us (a data folder, a submission, a results folder, a checkpoint, a
+SOFA file) is opened here: a name taken from such a file is a plain file name
+(:func:`plain_name`), a path taken from one is resolved against its folder and refused outside
+it (:func:`resolve_inside`), and only regular files are opened, checked with ``lstat`` first and
+opened non-blocking, so that a FIFO or a device in place of a file fails at once instead of
+hanging (:func:`open_regular`). Arrays (:func:`load_npy`) are read from a checked header, before
+anything of the header's size is allocated.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import math
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -93,10 +105,13 @@ def replace_folder(path: Path, owned: Collection[str]) -> Iterator[Path]:
         foreign = sorted(entry.name for entry in path.iterdir() if entry.name not in owned)
         if foreign:
             raise LusebenchError(f"{path} holds files lusebench did not write ({', '.join(foreign[:3])}); choose another folder")
+    # The folders above ``path`` that this call creates go again if it fails: nothing is left behind.
+    created = [parent for parent in path.absolute().parents if not parent.exists()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=_TMP_SUFFIX, dir=path.parent))
     except OSError as error:
+        _remove_empty(created)
         raise LusebenchError(f"cannot write beside {path}: {error.strerror or error}") from None
     try:
         yield staging
@@ -108,8 +123,18 @@ def replace_folder(path: Path, owned: Collection[str]) -> Iterator[Path]:
         os.rename(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(created)
         raise
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that is empty; leave any that is not."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def remove_stale_temporaries(folder: Path, older_than_s: float) -> int:
@@ -137,9 +162,13 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
+    """Hex sha256 of a regular file's bytes.
+
+    Raises:
+        LusebenchError: naming the file when it is missing or not a regular file.
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -205,25 +234,80 @@ class AudioHeader:
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError)
 
 
-def read_regular_file(
-    path: Path, *, follow_symlinks: bool = True, max_bytes: int | None = None, sha256: str | None = None
-) -> bytes:
-    """The bytes of a regular file (not a device or FIFO), bounded in size and optionally checked.
+# A name a stranger's file gives us that becomes a file name (a mixture id): letters, digits, ".",
+# "_" and "-", starting with a letter or digit, at most 200 characters. So no separator, no "..",
+# no hidden file, nothing absolute, nothing a shell or a URL would read otherwise.
+PLAIN_NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 200 characters"
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def plain_name(value: Any, where: str) -> str:
+    """``value`` if it is a plain file name (:data:`PLAIN_NAME_RULE`).
+
+    Raises:
+        LusebenchError: naming ``where`` and the value.
+    """
+    if not isinstance(value, str) or not _PLAIN_NAME.fullmatch(value):
+        raise LusebenchError(f"{where}: {json.dumps(value, default=repr)[:80]} is not a plain file name ({PLAIN_NAME_RULE})")
+    return value
+
+
+def resolve_inside(folder: Path, relative: Any, where: str) -> Path:
+    """``folder / relative`` for a path a stranger's file names, refused unless it lies inside ``folder``.
+
+    ``relative`` must be a relative path with ``/`` separators and no ``..``; links are followed
+    to judge where it leads, so a link inside the folder that points out of it is refused too.
+
+    Returns:
+        ``folder / relative`` as given (for messages), known to lie inside ``folder``.
+
+    Raises:
+        LusebenchError: naming ``where`` and the path.
+    """
+    shown = json.dumps(relative, default=repr)[:120]
+    if not isinstance(relative, str) or not relative or "\x00" in relative or "\\" in relative:
+        raise LusebenchError(f"{where}: {shown} is not a relative path with / separators")
+    parts = relative.split("/")
+    if relative.startswith("/") or ".." in parts or Path(relative).is_absolute():
+        raise LusebenchError(f"{where}: {shown} leads out of its folder {folder}")
+    root = os.path.realpath(folder)
+    target = os.path.realpath(os.path.join(root, relative))
+    if os.path.commonpath([root, target]) != root or target == root:
+        raise LusebenchError(f"{where}: {shown} leads out of its folder {folder} (through a link)")
+    return Path(folder) / relative
+
+
+@contextmanager
+def open_regular(path: Path, *, follow_symlinks: bool = True, max_bytes: int | None = None) -> Iterator[io.BufferedReader]:
+    """Open a regular file for reading: never a FIFO, socket or device, and never blocking on one.
+
+    The file is checked with ``lstat`` (``stat`` through a link when ``follow_symlinks``) before it
+    is opened, then opened ``O_NONBLOCK`` and checked again on the open descriptor, so a FIFO put
+    in its place meanwhile fails at once too.
 
     Args:
         path: the file.
         follow_symlinks: False refuses a symlink as the last component (``O_NOFOLLOW``), so a
             stranger's file checked earlier cannot be swapped for a link to another one.
         max_bytes: refuse a larger file before reading it.
-        sha256: the hex digest the bytes must have; the bytes checked are the bytes returned.
 
     Raises:
-        LusebenchError: naming the file when it is missing, not a regular file, too large, or
-            does not match ``sha256``.
+        LusebenchError: naming the file when it is missing, not a regular file or too large.
     """
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | (0 if follow_symlinks else os.O_NOFOLLOW))
+        status = os.stat(path) if follow_symlinks else os.lstat(path)
+    except FileNotFoundError:
+        raise LusebenchError(f"file not found: {path}") from None
+    except OSError as error:
+        raise LusebenchError(f"cannot open {path}: {error.strerror or error}") from None
+    if stat.S_ISLNK(status.st_mode):
+        raise LusebenchError(f"cannot open {path}: a symlink")
+    if not stat.S_ISREG(status.st_mode):
+        raise LusebenchError(f"not a regular file: {path}")
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise LusebenchError(f"file not found: {path}") from None
     except OSError as error:
@@ -235,7 +319,29 @@ def read_regular_file(
             raise LusebenchError(f"not a regular file: {path}")
         if max_bytes is not None and status.st_size > max_bytes:
             raise LusebenchError(f"{path} holds {status.st_size} bytes, more than the {max_bytes} it may")
-        payload = handle.read()
+        yield handle
+
+
+def read_regular_file(
+    path: Path, *, follow_symlinks: bool = True, max_bytes: int | None = None, sha256: str | None = None
+) -> bytes:
+    """The bytes of a regular file (not a device or FIFO), bounded in size and optionally checked.
+
+    Args:
+        path: the file.
+        follow_symlinks: as for :func:`open_regular`.
+        max_bytes: refuse a larger file before reading it.
+        sha256: the hex digest the bytes must have; the bytes checked are the bytes returned.
+
+    Raises:
+        LusebenchError: naming the file when it is missing, not a regular file, too large, or
+            does not match ``sha256``.
+    """
+    with open_regular(path, follow_symlinks=follow_symlinks, max_bytes=max_bytes) as handle:
+        # A file that grew after the size check is read no further than the bound (+1 to notice).
+        payload = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+    if max_bytes is not None and len(payload) > max_bytes:
+        raise LusebenchError(f"{path} holds more than the {max_bytes} bytes it may")
     if sha256 is not None:
         found = hashlib.sha256(payload).hexdigest()
         if found != sha256:
@@ -244,6 +350,45 @@ def read_regular_file(
                 "the file was altered or damaged"
             )
     return payload
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+def load_npy(payload: bytes, name: str | Path, *, max_elements: int, kinds: str = "iuf") -> np.ndarray:
+    """Decode the bytes of a ``.npy`` file after checking its header.
+
+    The header's dtype and shape are checked first, so a 100-byte file claiming 360e9 values is
+    refused without allocating them; ``.npz`` archives and pickles are refused by their magic.
+
+    Args:
+        payload: the file's bytes.
+        name: named in errors.
+        max_elements: the most values the array may hold.
+        kinds: the dtype kinds accepted (numpy's ``dtype.kind`` letters).
+
+    Raises:
+        LusebenchError: naming the file when it is not a ``.npy`` array of an accepted kind and size.
+    """
+    if not payload.startswith(_NPY_MAGIC):
+        what = "a zip archive (.npz)" if payload.startswith(b"PK") else "not a .npy array"
+        raise LusebenchError(f"{name} is {what}; a plain .npy array is expected")
+    handle = io.BytesIO(payload)
+    try:
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(handle)  # bounded: numpy refuses a header over 10,000 bytes
+    except (ValueError, SyntaxError, TypeError, EOFError, UnicodeDecodeError) as error:
+        raise LusebenchError(f"{name} has a damaged .npy header ({str(error).splitlines()[0][:120]})") from None
+    if dtype.hasobject or dtype.kind not in kinds or dtype.fields is not None:
+        raise LusebenchError(f"{name} must be a real-valued array, not {dtype}")
+    elements = math.prod(shape)
+    if elements > max_elements:
+        raise LusebenchError(f"{name} declares shape {shape} ({elements} values), more than the {max_elements} it may hold")
+    if len(payload) - handle.tell() < elements * dtype.itemsize:
+        raise LusebenchError(f"{name} is truncated: its header declares shape {shape} of {dtype}")
+    try:
+        return np.load(io.BytesIO(payload), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise LusebenchError(f"{name} cannot be read as .npy ({str(error).splitlines()[0][:120]})") from None
 
 
 def audio_header(payload: bytes, name: str | Path) -> AudioHeader:

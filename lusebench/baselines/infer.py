@@ -16,13 +16,14 @@ from lusebench.baselines.train import autocast, load_checkpoint, resolve_device
 from lusebench.baselines.windows import run_windowed
 from lusebench.benchmark.submission import (
     AUDIO_DIR,
+    SUBMISSION_ENTRIES,
     SystemInfo,
     write_doa_csv,
     write_doa_likelihood,
     write_system_json,
 )
 from lusebench.errors import LusebenchError
-from lusebench.io import encode_audio, write_bytes
+from lusebench.io import encode_audio, replace_folder, write_bytes
 from lusebench.simulation.corpus import split_spec
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,9 @@ def infer(
 
     Raises:
         LusebenchError: missing, foreign or inconsistent checkpoint, data folder without a
-            manifest, a sample rate the system was not built for, or a bad batch size or device;
-            all before anything is written.
+            manifest, a sample rate the system was not built for, a bad batch size or device, or
+            an ``out`` that cannot be written, all before anything is written; a mixture that
+            cannot be read leaves ``out`` as it was.
     """
     if batch_size < 1:
         raise LusebenchError(f"--batch-size must be at least 1, got {batch_size}")
@@ -98,24 +100,26 @@ def infer(
         with autocast(device):
             return model(windows, captions)
 
-    likelihoods: list[np.ndarray] = []
-    azimuths: dict[str, float] = {}
-    with torch.no_grad():
-        for batch in tqdm(loader, desc="infer", unit="batch", disable=not progress):
-            output = run_windowed(run, batch["mixture"].to(device), batch["caption"], config.clip_samples)
-            if output.waveform is not None:
-                for mixture_id, waveform in zip(batch["mixture_id"], output.waveform.cpu().numpy()):
-                    payload_bytes = encode_audio(peak_normalise(waveform), dataset.sample_rate, "flac")
-                    write_bytes(out / AUDIO_DIR / f"{mixture_id}.flac", payload_bytes)
-            if output.doa_likelihood is not None:
-                batch_likelihood = output.doa_likelihood.cpu().numpy()  # (B, 360)
-                likelihoods.append(batch_likelihood)
-                bins = batch_likelihood.shape[1]
-                for mixture_id, row in zip(batch["mixture_id"], batch_likelihood):
-                    azimuths[mixture_id] = float(np.argmax(row)) * 360.0 / bins
-    if likelihoods:
-        write_doa_likelihood(out, np.concatenate(likelihoods).astype(np.float32))
-        write_doa_csv(out, azimuths)
-    write_system_json(out, system_info(payload, model))
+    # Written beside itself and renamed into place whole: a corrupt mixture halfway leaves nothing.
+    with replace_folder(out, owned=SUBMISSION_ENTRIES) as staging:
+        likelihoods: list[np.ndarray] = []
+        azimuths: dict[str, float] = {}
+        with torch.no_grad():
+            for batch in tqdm(loader, desc="infer", unit="batch", disable=not progress):
+                output = run_windowed(run, batch["mixture"].to(device), batch["caption"], config.clip_samples)
+                if output.waveform is not None:
+                    for mixture_id, waveform in zip(batch["mixture_id"], output.waveform.cpu().numpy()):
+                        payload_bytes = encode_audio(peak_normalise(waveform), dataset.sample_rate, "flac")
+                        write_bytes(staging / AUDIO_DIR / f"{mixture_id}.flac", payload_bytes)
+                if output.doa_likelihood is not None:
+                    batch_likelihood = output.doa_likelihood.cpu().numpy()  # (B, 360)
+                    likelihoods.append(batch_likelihood)
+                    bins = batch_likelihood.shape[1]
+                    for mixture_id, row in zip(batch["mixture_id"], batch_likelihood):
+                        azimuths[mixture_id] = float(np.argmax(row)) * 360.0 / bins
+        if likelihoods:
+            write_doa_likelihood(staging, np.concatenate(likelihoods).astype(np.float32))
+            write_doa_csv(staging, azimuths)
+        write_system_json(staging, system_info(payload, model))
     log.info("wrote a %s submission for %d mixtures to %s", config.tasks, len(dataset), out)
     return out

@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any, Literal
 
@@ -284,6 +284,53 @@ def config_from_dict(data: dict[str, Any]) -> SystemConfig:
     return _from_dict(SystemConfig, data, "system config")
 
 
+# No size of any preset comes near this (the widest is a 160,000-sample clip); a crafted config
+# asking for more is refused before anything of its size is built.
+MAX_CONFIG_INT = 1 << 20
+
+
+def _check_weights_fit(config: SystemConfig, state_dict: Any) -> None:
+    """Refuses weights that are not tensors of exactly the shapes ``config`` builds, before building it.
+
+    The system is first built on the meta device (no memory), so a config whose sizes ask for
+    terabytes is refused by comparing its shapes with the weights the file holds.
+
+    Raises:
+        LusebenchError: a size over ``MAX_CONFIG_INT``, a state dict that is not a mapping of
+            tensors, or a missing, extra or differently shaped tensor.
+    """
+    def sizes(value: Any, where: str) -> Iterator[tuple[str, int]]:
+        if dataclasses.is_dataclass(value):
+            for field in dataclasses.fields(value):
+                yield from sizes(getattr(value, field.name), f"{where}.{field.name}")
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                yield from sizes(item, where)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            yield where, value
+
+    for where, size in sizes(config, "config"):
+        if abs(size) > MAX_CONFIG_INT:
+            raise LusebenchError(f"checkpoint {where} is {size}; no system is that large (at most {MAX_CONFIG_INT})")
+    if not isinstance(state_dict, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
+    ):
+        raise LusebenchError("checkpoint state_dict is not a mapping of names to tensors")
+    try:
+        with torch.device("meta"):
+            expected = {name: tuple(t.shape) for name, t in BaselineSystem(config).state_dict().items()}
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise LusebenchError(f"checkpoint config does not build a system: {str(error).splitlines()[0][:200]}") from None
+    found = {name: tuple(t.shape) for name, t in state_dict.items()}
+    wrong = sorted(name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name))
+    if wrong:
+        name = wrong[0]
+        raise LusebenchError(
+            f"checkpoint weights do not fit its config: {name} is {found.get(name, 'missing')}, the config builds "
+            f"{expected.get(name, 'no such tensor')} ({len(wrong)} tensor(s) differ)"
+        )
+
+
 def system_from_checkpoint_dict(checkpoint: dict[str, Any]) -> BaselineSystem:
     """Rebuilds a system and loads its weights from :meth:`BaselineSystem.checkpoint_dict` output.
 
@@ -300,10 +347,11 @@ def system_from_checkpoint_dict(checkpoint: dict[str, Any]) -> BaselineSystem:
         raise LusebenchError("checkpoint config is not a mapping of fields")
     config = config_from_dict(checkpoint["config"])
     _check_registered(config)
+    _check_weights_fit(config, checkpoint["state_dict"])
     system = BaselineSystem(config)
     try:
         system.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
+    except (RuntimeError, TypeError, ValueError) as error:
         first = str(error).splitlines()[0]
         raise LusebenchError(f"checkpoint weights do not fit its config: {first}") from error
     return system

@@ -22,7 +22,7 @@ import shutil
 import time
 import typing
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +40,7 @@ from lusebench.baselines.losses import DoALabel, circular_distance_deg, neg_si_s
 from lusebench.baselines.systems import BaselineSystem, SystemOutput, build_system
 from lusebench.baselines.text import EncoderKind
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, write_json
+from lusebench.io import atomic_write, open_regular, write_json
 from lusebench.simulation.audiocaps_sets import is_copy_of
 from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig
 from lusebench.simulation.dynamic import DynamicMixingDataset
@@ -53,6 +53,9 @@ Selection = Literal["loss", "metrics"]
 # With select_on="metrics", 1 dB of val SI-SNRi weighs as much as 10 deg of val DoA MAE: about the
 # spread of both between checkpoints of one small-preset run (docs/small-preset.md).
 MAE_DEG_PER_DB = 10.0
+
+
+MAX_TRAIN_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ class TrainConfig:
                 raise LusebenchError(f"{flag} must be at least 1, got {value}")
         if self.num_workers < 0:
             raise LusebenchError(f"--workers must be at least 0, got {self.num_workers}")
+        if not 0 <= self.seed <= MAX_TRAIN_SEED:  # np.random.seed's range
+            raise LusebenchError(f"--seed must lie in [0, 2**32 - 1], got {self.seed}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise LusebenchError(f"--lr must be a positive number, got {self.lr}")
         if self.warmup_steps < 0:
@@ -287,10 +292,13 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     anything but tensors and plain values can run code.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise LusebenchError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path) as handle:  # never a FIFO or device, which torch.load would block on
+            payload = torch.load(handle, map_location="cpu", weights_only=True)
+    except LusebenchError:
+        raise
     except pickle.UnpicklingError:
         raise LusebenchError(
             f"{path} holds objects other than tensors and plain values; refused (a checkpoint must not run code)"
@@ -478,6 +486,26 @@ def train(
 _RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "tensorboard")
 
 
+@contextmanager
+def _removed_on_failure(folder: Path, remove: bool) -> Iterator[None]:
+    """Remove ``folder`` (when ``remove``) if the block fails."""
+    try:
+        yield
+    except BaseException:
+        if remove:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _load_state(path: Path, what: str, load: Any, state: Any) -> None:
+    """``load(state)`` for one part of a resumed checkpoint, one line when it does not fit this run."""
+    try:
+        load(state)
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        first = (str(error).splitlines() or [type(error).__name__])[0][:200]
+        raise LusebenchError(f"--resume: the {what} in {path} do not fit this run: {first}") from None
+
+
 def _earlier_run(out: Path, force: bool, val_config: SimulationConfig | None) -> list[Path]:
     """What of an earlier run in ``out`` a new run would replace; refused unless ``force``.
 
@@ -573,7 +601,7 @@ def _train(
     random.seed(config.seed)
     model = build_system(config.system, config.preset, **config.model_overrides()).to(device)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"]["state_dict"])
+        _load_state(last_path, "model weights", model.load_state_dict, checkpoint["model"]["state_dict"])
     sample_rate, clip_samples = model.config.sample_rate, model.config.clip_samples
     duration_s = clip_samples / sample_rate
 
@@ -582,26 +610,29 @@ def _train(
     earlier = [] if resume else _earlier_run(out, force, val_config if val_data is None else None)
     if ddp.world > 1:
         dist.barrier()  # every rank has checked its arguments before rank 0 writes
-    if ddp.main:
-        for path in earlier:
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise LusebenchError(f"cannot create run folder {out}: {error.strerror}") from None
-        if checkpoint is not None:
-            _keep_metrics_before(out / "metrics.jsonl", checkpoint["epoch"])
-        write_json(out / "train_config.json", dataclasses.asdict(config))
-    if val_set is None:
-        val_data = out / "val"
+    # A run folder this call creates goes again when the set-up fails (an unknown corpus, a garbage
+    # HRTF, too few captions for --sources: found while rendering the val set), so no half run is left.
+    with _removed_on_failure(out, ddp.main and not out.exists()):
         if ddp.main:
-            simulate(val_config, val_data, progress=progress)
-        if ddp.world > 1:
-            dist.barrier()
-        val_set = _open_val_set(val_data, config, sample_rate, clip_samples)
+            for path in earlier:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise LusebenchError(f"cannot create run folder {out}: {error.strerror}") from None
+            if checkpoint is not None:
+                _keep_metrics_before(out / "metrics.jsonl", checkpoint["epoch"])
+            write_json(out / "train_config.json", dataclasses.asdict(config))
+        if val_set is None:
+            val_data = out / "val"
+            if ddp.main:
+                simulate(val_config, val_data, progress=progress)
+            if ddp.world > 1:
+                dist.barrier()
+            val_set = _open_val_set(val_data, config, sample_rate, clip_samples)
     # Loaders get their own generator: iterating one would otherwise draw from the global RNG,
     # and a resumed run would see other dropout masks than an uninterrupted one.
     val_loader = DataLoader(
@@ -620,10 +651,10 @@ def _train(
     schedule = LearningRate(config)
     step, epoch, position = 0, 0, 0
     if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        schedule.load_state_dict(checkpoint["schedule"])
+        _load_state(last_path, "optimizer state", optimizer.load_state_dict, checkpoint["optimizer"])
+        _load_state(last_path, "schedule", schedule.load_state_dict, checkpoint["schedule"])
         step, epoch, position = checkpoint["step"], checkpoint["epoch"], checkpoint["position"]
-        _set_rng_state(checkpoint["rng"])
+        _load_state(last_path, "RNG state", _set_rng_state, checkpoint["rng"])
         log.info("resumed %s at epoch %d, step %d", last_path, epoch, step)
     wrapped = model
     if ddp.world > 1:

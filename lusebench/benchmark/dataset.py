@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,23 +10,12 @@ import pandas as pd
 from lusebench.errors import LusebenchError
 from lusebench.fingerprint import dataset_fingerprint
 from lusebench.io import read_regular_file
+from lusebench.schema import load_json, read_manifest
 
-REQUIRED_COLUMNS = (
-    "mixture_id",
-    "split",
-    "num_sources",
-    "sample_rate",
-    "num_samples",
-    "target_azimuth_deg",
-    "angular_separation_deg",
-    "mixture_path",
-    "target_path",
-    "mixture_sha256",
-    "target_sha256",
-)
 # The test condition is the simulation's `room` (manifest column and config field); sets written
 # before rooms existed have neither and are anechoic.
 DEFAULT_CONDITION = "anechoic"
+CONFIG_MAX_BYTES = 1 << 20
 # A --recipes file lists mixture ids, one a line: 1,000 recipes take ~27 KB.
 MAX_RECIPES_FILE_BYTES = 16 << 20
 
@@ -115,32 +103,22 @@ def load_dataset(path: Path) -> Dataset:
     """Read ``manifest.parquet`` (and ``config.json`` when present) of a dataset folder.
 
     Raises:
-        LusebenchError: when the folder or manifest is missing, lacks a column, repeats a
-            mixture id, or mixes sample rates.
+        LusebenchError: when the folder or manifest is missing, or the manifest fails its schema
+            (lusebench/schema.py: columns, types, ranges, ids and paths that stay in the folder).
     """
     path = Path(path)
     manifest_path = path / "manifest.parquet"
     if not manifest_path.is_file():
         raise LusebenchError(f"not a dataset folder (no manifest.parquet): {path}")
-    try:
-        manifest = pd.read_parquet(manifest_path)
-    except (OSError, ValueError) as error:
-        raise LusebenchError(f"cannot read {manifest_path}: {error}") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in manifest.columns]
-    if missing:
-        raise LusebenchError(f"{manifest_path} lacks column(s): {', '.join(missing)}")
-    if manifest.empty:
-        raise LusebenchError(f"{manifest_path} has no rows")
-    duplicated = manifest["mixture_id"][manifest["mixture_id"].duplicated()].tolist()
-    if duplicated:
-        raise LusebenchError(f"{manifest_path} repeats mixture id(s): {', '.join(duplicated[:5])}")
-    if manifest["sample_rate"].nunique() != 1:
-        raise LusebenchError(f"{manifest_path} mixes sample rates: {sorted(manifest['sample_rate'].unique())}")
+    manifest = read_manifest(manifest_path, path)
     fingerprint = dataset_fingerprint(manifest)
     if "room" in manifest.columns:
         manifest = manifest.assign(condition=manifest["room"].astype(str))
     else:
         config_path = path / "config.json"
-        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-        manifest = manifest.assign(condition=str(config.get("room", DEFAULT_CONDITION)))
+        config = load_json(config_path, CONFIG_MAX_BYTES) if config_path.is_file() else {}
+        room = config.get("room", DEFAULT_CONDITION) if isinstance(config, dict) else None
+        if not isinstance(room, str):
+            raise LusebenchError(f"{config_path}: room should be a string")
+        manifest = manifest.assign(condition=room)
     return Dataset(path=path, manifest=manifest.reset_index(drop=True), fingerprint=fingerprint)

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from lusebench.benchmark.results import Results
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write
+from lusebench.io import atomic_write, replace_folder
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,16 @@ def _scatter(results: Sequence[Results], labels: Sequence[str]) -> Figure:
     return figure
 
 
+# stem, the item columns a system needs to appear, how to draw it.
+_FIGURES = (
+    ("fig2_si_snri_by_separation", ("si_snri_db",),
+     lambda rs, ls: _bars_by_separation(rs, ls, "si_snri_db", "SI-SNRi (dB)")),
+    ("fig3_doa_mae_by_separation", ("doa_error_deg",),
+     lambda rs, ls: _bars_by_separation(rs, ls, "doa_mae_deg", "DoA MAE (deg)")),
+    ("fig4_mae_vs_si_snri", ("si_snri_db", "doa_error_deg"), _scatter),
+)
+
+
 def draw_figures(results: Sequence[Results], out: Path, labels: Sequence[str] | None = None) -> list[Path]:
     """Draw Fig. 2 (SI-SNRi by separation), Fig. 3 (DoA MAE by separation) and Fig. 4 (MAE vs SI-SNRi).
 
@@ -127,19 +137,18 @@ def draw_figures(results: Sequence[Results], out: Path, labels: Sequence[str] | 
         pairs = [(r, l) for r, l in zip(results, labels) if all(c in r.items.columns for c in columns)]
         return [r for r, _ in pairs], [l for _, l in pairs]
 
-    paths: list[Path] = []
-    for stem, columns, draw in (
-        ("fig2_si_snri_by_separation", ("si_snri_db",),
-         lambda rs, ls: _bars_by_separation(rs, ls, "si_snri_db", "SI-SNRi (dB)")),
-        ("fig3_doa_mae_by_separation", ("doa_error_deg",),
-         lambda rs, ls: _bars_by_separation(rs, ls, "doa_mae_deg", "DoA MAE (deg)")),
-        ("fig4_mae_vs_si_snri", ("si_snri_db", "doa_error_deg"), _scatter),
-    ):
-        chosen, chosen_labels = having(*columns)
-        if not chosen:
+    chosen = []
+    for stem, columns, draw in _FIGURES:
+        systems, system_labels = having(*columns)
+        if systems:
+            chosen.append((stem, systems, system_labels, draw))
+        else:
             logger.info("skipping %s: no system has %s", stem, " and ".join(columns))
-            continue
-        paths += _save(draw(chosen, chosen_labels), out, stem)
-    if not paths:
+    if not chosen:
         raise LusebenchError("no figure to draw: the results hold neither extraction nor localization metrics")
+    paths: list[Path] = []
+    # Drawn beside ``out`` and renamed into place whole: a failure leaves ``out`` as it was.
+    with replace_folder(out, owned=[f"{stem}.{fmt}" for stem, _, _ in _FIGURES for fmt in _FORMATS]) as staging:
+        for stem, rs, ls, draw in chosen:
+            paths += [out / path.name for path in _save(draw(rs, ls), staging, stem)]
     return paths

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -12,9 +11,15 @@ import soundfile as sf
 from tqdm import tqdm
 
 from lusebench.benchmark.dataset import load_dataset
-from lusebench.benchmark.submission import AUDIO_DIR, SystemInfo, write_doa_csv, write_system_json
+from lusebench.benchmark.submission import (
+    AUDIO_DIR,
+    SUBMISSION_ENTRIES,
+    SystemInfo,
+    write_doa_csv,
+    write_system_json,
+)
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, read_audio
+from lusebench.io import atomic_write, read_audio, read_regular_file, replace_folder, write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -52,34 +57,41 @@ def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0, p
         ``out``.
 
     Raises:
-        LusebenchError: for an unknown kind or an unreadable dataset.
+        LusebenchError: for an unknown kind, a negative seed, an unreadable dataset or one whose
+            files do not match its manifest, or an ``out`` that cannot be written; ``out`` is
+            then left as it was.
     """
     if kind not in REFERENCE_KINDS:
         raise LusebenchError(f"reference kind must be one of {', '.join(REFERENCE_KINDS)}, got {kind!r}")
+    if seed < 0:  # numpy's generators take non-negative seeds only
+        raise LusebenchError(f"--seed must be 0 or more, got {seed}")
     dataset = load_dataset(data)
     out = Path(out)
     manifest = dataset.manifest
-    if kind in ("mixture", "oracle"):
-        column = "mixture" if kind == "mixture" else "target"
-        rows = zip(manifest["mixture_id"], manifest[f"{column}_path"], manifest[f"{column}_sha256"])
-        for mixture_id, relative, sha256 in tqdm(rows, total=len(manifest), desc=f"writing {kind}", unit="item",
-                                                 disable=not progress):
-            source = dataset.path / relative
-            if kind == "mixture":
-                atomic_write(out / AUDIO_DIR / f"{mixture_id}{source.suffix}", lambda tmp, s=source: shutil.copyfile(s, tmp))
-                continue
-            # evaluate refuses byte copies of the references, so the oracle re-encodes its samples as
-            # float64 WAV: exactly the reference's values (24-bit and float32 samples fit) in other bytes.
-            audio, rate = read_audio(source, sha256=sha256)
-            atomic_write(
-                out / AUDIO_DIR / f"{mixture_id}.wav",
-                lambda tmp, a=audio, r=rate: sf.write(tmp, a.T, r, subtype="DOUBLE", format="WAV"),
-            )
-    if kind == "oracle":
-        write_doa_csv(out, dict(zip(manifest["mixture_id"], manifest["target_azimuth_deg"].astype(float))))
-    elif kind == "random":
-        rng = np.random.default_rng(seed)
-        write_doa_csv(out, dict(zip(manifest["mixture_id"], rng.uniform(0.0, 360.0, size=len(manifest)).tolist())))
-    write_system_json(out, _SYSTEMS[kind])
+    # Written beside itself and renamed into place whole: a failure (an altered reference on the
+    # last row) leaves no partial submission.
+    with replace_folder(out, owned=SUBMISSION_ENTRIES) as staging:
+        if kind in ("mixture", "oracle"):
+            column = "mixture" if kind == "mixture" else "target"
+            rows = zip(manifest["mixture_id"], manifest[f"{column}_path"], manifest[f"{column}_sha256"])
+            for mixture_id, relative, sha256 in tqdm(rows, total=len(manifest), desc=f"writing {kind}", unit="item",
+                                                     disable=not progress):
+                source = dataset.path / relative  # inside the folder: the manifest was checked
+                if kind == "mixture":
+                    write_bytes(staging / AUDIO_DIR / f"{mixture_id}{source.suffix}", read_regular_file(source, sha256=sha256))
+                    continue
+                # evaluate refuses byte copies of the references, so the oracle re-encodes its samples as
+                # float64 WAV: exactly the reference's values (24-bit and float32 samples fit) in other bytes.
+                audio, rate = read_audio(source, sha256=sha256)
+                atomic_write(
+                    staging / AUDIO_DIR / f"{mixture_id}.wav",
+                    lambda tmp, a=audio, r=rate: sf.write(tmp, a.T, r, subtype="DOUBLE", format="WAV"),
+                )
+        if kind == "oracle":
+            write_doa_csv(staging, dict(zip(manifest["mixture_id"], manifest["target_azimuth_deg"].astype(float))))
+        elif kind == "random":
+            rng = np.random.default_rng(seed)
+            write_doa_csv(staging, dict(zip(manifest["mixture_id"], rng.uniform(0.0, 360.0, size=len(manifest)).tolist())))
+        write_system_json(staging, _SYSTEMS[kind])
     logger.info("wrote the %s reference submission for %d mixtures to %s", kind, len(manifest), out)
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, write_json
+from lusebench.io import atomic_write, read_regular_file, resolve_inside, write_json
+from lusebench.schema import KINDS, MAX_RESULTS_JSON_BYTES, Fields, load_json, parse_system
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
@@ -46,26 +48,76 @@ def write_results(folder: Path, summary: dict, items: pd.DataFrame) -> Results:
     return Results(summary=summary, items=items, folder=folder)
 
 
+# The by-separation figures' cells; the scatter reads these item columns.
+_FIGURE_KEYS = ("si_snri_db", "doa_mae_deg")
+_FIGURE_COLUMNS = ("si_snri_db", "doa_error_deg")
+MAX_ITEMS_BYTES = 256 << 20
+_MAX_BINS = 64
+
+
+def _check_figure_metrics(summary: dict, fields: Fields) -> None:
+    """What draw_figures reads of results.json: the separation bins and the cells of each bin."""
+    metrics = fields.take(summary, "results", "metrics", "an object")
+    by_separation = fields.take(metrics, "metrics", "by_separation", "an object")
+    if by_separation is None:
+        return
+    edges = by_separation.get("bins_deg")
+    if not (isinstance(edges, list) and 2 <= len(edges) <= _MAX_BINS and all(KINDS["a finite number"](e) for e in edges)
+            and all(a < b for a, b in zip(edges, edges[1:]))):
+        fields.problems.append(f"metrics.by_separation.bins_deg should be 2 to {_MAX_BINS} increasing finite numbers")
+        return
+    for key in _FIGURE_KEYS:
+        cells = by_separation.get(key)
+        if cells is None:
+            continue
+        where = f"metrics.by_separation.{key}"
+        if not isinstance(cells, list) or len(cells) != len(edges) - 1:
+            fields.problems.append(f"{where} should be a list of {len(edges) - 1} cells, one per bin")
+            continue
+        for index, cell in enumerate(cells):
+            if not isinstance(cell, dict):
+                fields.problems.append(f"{where}[{index}] should be an object")
+                continue
+            for name in ("mean", "ci95", "ci95_low", "ci95_high"):
+                fields.take(cell, f"{where}[{index}]", name, "a finite number", nullable=True, default=None)
+
+
 def load_results(path: Path) -> Results:
-    """Read a results folder (or its results.json) written by ``lusebench evaluate``.
+    """Read a results folder (or its results.json) written by ``lusebench evaluate``, checked.
+
+    results.json is read through the schema's bounded decoder and checked for what the figures
+    read (the system, the separation bins and their cells); its item table must lie beside it.
 
     Raises:
-        LusebenchError: when results.json or its item table is missing or unreadable, or the
-            schema is newer than this lusebench.
+        LusebenchError: one line naming the file when results.json or its item table is missing,
+            unreadable or malformed, lies outside the folder, or the schema is newer than this
+            lusebench.
     """
     path = Path(path)
     file = path if path.suffix == ".json" else path / RESULTS_FILE
+    if not (file.exists() or file.is_symlink()):
+        raise LusebenchError(f"no {RESULTS_FILE} at {path}")
+    summary = load_json(file, MAX_RESULTS_JSON_BYTES)
+    if not isinstance(summary, dict):
+        raise LusebenchError(f"malformed results file {file}: the top level should be a JSON object")
+    version = summary.get("schema_version")
+    if not KINDS["a positive integer"](version):
+        raise LusebenchError(f"malformed results file {file}: schema_version should be a positive integer, not {json.dumps(version)[:40]}")
+    if version > SCHEMA_VERSION:
+        raise LusebenchError(f"{file} has schema_version {version}; this lusebench reads up to {SCHEMA_VERSION}")
+    fields = Fields()
+    parse_system(fields.take(summary, "results", "system", "an object"), "system", fields)
+    items_name = fields.take(summary, "results", "items", "a non-empty string", default=ITEMS_FILE)
+    _check_figure_metrics(summary, fields)
+    if fields.problems:
+        raise LusebenchError(f"malformed results file {file}: " + "; ".join(fields.problems))
+    items_file = resolve_inside(file.parent, items_name, f"{file}: items")
+    payload = read_regular_file(items_file, max_bytes=MAX_ITEMS_BYTES)
     try:
-        summary = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise LusebenchError(f"no {RESULTS_FILE} at {path}") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise LusebenchError(f"cannot read {file}: {error}") from None
-    if int(summary.get("schema_version", 0)) > SCHEMA_VERSION:
-        raise LusebenchError(f"{file} has schema_version {summary['schema_version']}; this lusebench reads up to {SCHEMA_VERSION}")
-    items_file = file.parent / summary.get("items", ITEMS_FILE)
-    try:
-        items = pd.read_csv(items_file, dtype={"mixture_id": str})
-    except (OSError, ValueError) as error:
-        raise LusebenchError(f"cannot read the item table {items_file}: {error}") from None
+        items = pd.read_csv(io.BytesIO(payload), dtype={"mixture_id": str})
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
+        raise LusebenchError(f"cannot read the item table {items_file}: {str(error).splitlines()[0][:200]}") from None
+    for column in _FIGURE_COLUMNS:
+        if column in items.columns and not pd.api.types.is_numeric_dtype(items[column]):
+            raise LusebenchError(f"{items_file}: column {column} should hold numbers")
     return Results(summary=summary, items=items, folder=file.parent)

@@ -23,7 +23,7 @@ import pandas as pd
 from lusebench.benchmark.dataset import Dataset
 from lusebench.benchmark.metrics import DOA_BINS, azimuth_from_likelihood, wrap_azimuth_deg
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, audio_header, decode_audio, read_regular_file, write_json
+from lusebench.io import atomic_write, audio_header, decode_audio, load_npy, read_regular_file, write_json
 from lusebench.schema import MAX_SYSTEM_JSON_BYTES, TASKS, Fields, SystemInfo, Task, load_json, parse_system
 
 SYSTEM_FILE = "system.json"
@@ -31,6 +31,9 @@ AUDIO_DIR = "audio"
 DOA_CSV = "doa.csv"
 DOA_LIKELIHOOD = "doa_likelihood.npy"
 AUDIO_SUFFIXES = (".flac", ".wav")
+# Everything a submission folder holds (results/ is where evaluate writes by default); a folder
+# holding anything else is someone else's and is not replaced by reference or infer.
+SUBMISSION_ENTRIES = (SYSTEM_FILE, AUDIO_DIR, DOA_CSV, DOA_LIKELIHOOD, "results")
 NUM_CHANNELS = 2
 # Below one step of 24-bit audio a channel carries nothing, and every ratio on it is undefined.
 SILENCE_PEAK = 1e-7
@@ -210,12 +213,12 @@ def _read_likelihood(path: Path, dataset: Dataset, problems: list[Problem]) -> d
     if payload is None:
         return {}
     try:
-        likelihood = np.load(io.BytesIO(payload), allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        problems.append(Problem(f"{DOA_LIKELIHOOD} cannot be read", str(error).splitlines()[0]))
+        likelihood = load_npy(payload, DOA_LIKELIHOOD, max_elements=expected[0] * expected[1], kinds="iuf")
+    except LusebenchError as error:
+        problems.append(Problem(f"{DOA_LIKELIHOOD} cannot be read", str(error)))
         return {}
     # Real numbers only: complex values have no argmax a reader would agree on, and bool is no likelihood.
-    if not isinstance(likelihood, np.ndarray) or likelihood.shape != expected or likelihood.dtype.kind not in "iuf":
+    if likelihood.shape != expected:
         problems.append(
             Problem(f"{DOA_LIKELIHOOD} must be a real-valued array of shape {expected} in manifest order",
                     f"got {likelihood.dtype} {likelihood.shape}")

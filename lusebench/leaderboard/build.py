@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lusebench.benchmark.results import FIGURES_DIR
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, read_regular_file
+from lusebench.io import atomic_write, read_regular_file, replace_folder
 from lusebench.leaderboard.paper import load_paper_table
 from lusebench.leaderboard.render import render_html, render_markdown
 from lusebench.leaderboard.results import RESULTS_FILENAME, ResultsFile, find_results, load_results
@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 # to them), so a plain `pip install` shows them as a clone does.
 DEFAULT_ENTRIES = Path(str(resources.files("lusebench").joinpath("leaderboard", "entries")))
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MARKDOWN_FILE, HTML_FILE = "leaderboard.md", "index.html"
 _MAX_FIGURE_BYTES = 16 << 20
 # A figure's file name becomes part of a URL and a Markdown link: keep it to plain characters.
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -81,22 +82,25 @@ def build_leaderboard(results: Sequence[Path], out_dir: Path, *, include_paper: 
     Args:
         results: ``results.json`` files or folders searched recursively for them; empty means
             the committed entries shipped in the package (``DEFAULT_ENTRIES``) (paper tables only when that is absent).
-        out_dir: folder that receives ``leaderboard.md`` and ``index.html``; created if needed.
+        out_dir: folder that receives ``leaderboard.md``, ``index.html`` and ``figures/``; created
+            if needed, replaced whole (a folder holding other files is refused).
         include_paper: show the paper's Table 1 beside the measured tables.
 
     Raises:
-        LusebenchError: a path is missing, or a results file is malformed or of an unknown
-            schema version (nothing is written then).
+        LusebenchError: a path is missing, a results file is malformed or of an unknown
+            schema version, or ``out_dir`` cannot be written (nothing is written then).
     """
     paths = find_results(results) if results else _default_entries()
     entries = [load_results(path) for path in paths]
     tables = build_tables(entries, load_paper_table() if include_paper else None)
     out_dir = Path(out_dir)
-    markdown_path, html_path = out_dir / "leaderboard.md", out_dir / "index.html"
-    figures = publish_figures(entries, out_dir)
-    markdown = render_markdown(tables, figures)
-    page = render_html(tables, figures)
-    for path, text in ((markdown_path, markdown), (html_path, page)):
-        atomic_write(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+    markdown_path, html_path = out_dir / MARKDOWN_FILE, out_dir / HTML_FILE
+    # Written beside ``out_dir`` and renamed into place whole: no page points at figures of another build.
+    with replace_folder(out_dir, owned=(MARKDOWN_FILE, HTML_FILE, FIGURES_DIR)) as staging:
+        figures = publish_figures(entries, staging)
+        markdown = render_markdown(tables, figures)
+        page = render_html(tables, figures)
+        for name, text in ((MARKDOWN_FILE, markdown), (HTML_FILE, page)):
+            atomic_write(staging / name, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
     logger.info("%d results files -> %d tables in %s and %s", len(entries), len(tables), markdown_path, html_path)
     return Leaderboard(markdown=markdown_path, html=html_path, tables=tables)

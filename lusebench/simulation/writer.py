@@ -34,11 +34,13 @@ from lusebench import __version__
 from lusebench.allocator import retain_freed_memory
 from lusebench.errors import LusebenchError
 from lusebench.fingerprint import PROTOCOL_VERSION
+from lusebench.schema import load_json, read_manifest
 from lusebench.io import (
     atomic_write,
     encode_audio,
     read_audio,
     remove_stale_temporaries,
+    resolve_inside,
     sha256_file,
     write_bytes,
     write_json,
@@ -58,6 +60,9 @@ MANIFEST_FILE = "manifest.parquet"
 _ROWS = ".rows"
 # A live temporary is written within seconds; one untouched for ten minutes belongs to a dead run.
 _STALE_AFTER_S = 600.0
+# A marker holds one manifest row (~2 KB), a config.json ~1 KB: anything far larger is not one.
+_MAX_MARKER_BYTES = 1 << 20
+_MAX_CONFIG_BYTES = 1 << 20
 
 _F64 = pa.float64()
 _FLOATS = pa.list_(pa.float64())
@@ -230,25 +235,27 @@ def _marker(out: Path, mixture_id: str) -> Path:
 
 
 def _read_marker(out: Path, mixture_id: str) -> dict[str, Any] | None:
-    """The row a marker holds, or None when absent or damaged (the mixture is then rendered again)."""
+    """The row a marker holds, or None when absent, damaged or not a regular file (the mixture is
+    then rendered again)."""
     try:
-        row = json.loads(_marker(out, mixture_id).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        row = load_json(_marker(out, mixture_id), _MAX_MARKER_BYTES)
+    except LusebenchError:
         return None
-    return row if isinstance(row, dict) else None
+    return row if isinstance(row, dict) and row.get("mixture_id") == mixture_id else None
 
 
 def _finished_row(out: Path, mixture_id: str) -> dict[str, Any] | None:
-    """The row of a mixture whose marker exists and whose files match their checksums."""
+    """The row of a mixture whose marker exists and whose files (inside ``out``) match their checksums."""
     row = _read_marker(out, mixture_id)
     if row is None:
         return None
     for key, value in row.items():
         if key.endswith("_path"):
-            if not isinstance(value, str):
-                return None
-            path = out / value
-            if not path.is_file() or sha256_file(path) != row.get(key[: -len("_path")] + "_sha256"):
+            try:
+                path = resolve_inside(out, value, f"{_marker(out, mixture_id)}: {key}")
+                if sha256_file(path) != row.get(key[: -len("_path")] + "_sha256"):
+                    return None
+            except LusebenchError:
                 return None
     return row
 
@@ -288,8 +295,8 @@ def _render_one(index: int) -> str:
 def _read_config_json(config_path: Path) -> dict[str, Any]:
     """A set's config.json as stored; one line when it is damaged."""
     try:
-        stored = json.loads(config_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        stored = load_json(config_path, _MAX_CONFIG_BYTES)
+    except LusebenchError as error:
         raise LusebenchError(f"cannot read {config_path}: {error}") from None
     if not isinstance(stored, dict):
         raise LusebenchError(f"{config_path} must hold a JSON object")
@@ -459,14 +466,11 @@ def load_config(data_dir: Path | str) -> SimulationConfig:
 
 
 def load_manifest(data_dir: Path | str) -> pd.DataFrame:
-    """The manifest of a dataset folder, one row per mixture in index order."""
+    """The manifest of a dataset folder, one row per mixture in index order, checked (lusebench/schema.py)."""
     path = Path(data_dir) / MANIFEST_FILE
     if not path.is_file():
         raise LusebenchError(f"{data_dir} has no {MANIFEST_FILE}: render it with `lusebench simulate` first")
-    try:
-        return pd.read_parquet(path)
-    except (OSError, ValueError, pa.ArrowException) as error:
-        raise LusebenchError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+    return read_manifest(path, Path(data_dir))
 
 
 # A correct copy of a set differs from a fresh rendering by float32 rounding (the CPU's FFT kernels,
@@ -492,6 +496,8 @@ class VerifyReport:
         differing: ``path: level`` of every intact file over ``bound_dbfs``.
         recipes_differ: mixtures whose manifest recipe is not what the set's config draws.
         bound_dbfs: the pass bound.
+        columns_differ: ``mixture_id: column ...`` of every derived manifest value (DoA label,
+            separation, duration, paths, asset checksums, ...) that is not what the recipe gives.
     """
 
     checked: int
@@ -503,10 +509,11 @@ class VerifyReport:
     differing: tuple[str, ...]
     recipes_differ: tuple[str, ...]
     bound_dbfs: float = VERIFY_BOUND_DBFS
+    columns_differ: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not (self.damaged or self.differing or self.recipes_differ)
+        return not (self.damaged or self.differing or self.recipes_differ or self.columns_differ)
 
 
 def difference_dbfs(a: np.ndarray, b: np.ndarray) -> float:
@@ -539,7 +546,41 @@ def _file_damage(data_dir: Path, row: dict[str, Any], prefix: str, shape: tuple[
     samples = samples[0] if len(shape) == 1 and samples.shape[0] == 1 else samples
     if samples.shape != shape:
         return f"{relative}: shape {samples.shape}, expected {shape}", None
+    if not np.isfinite(samples).all():  # NaN would compare as no difference at all
+        return f"{relative}: NaN or Inf samples", None
     return None, samples
+
+
+def _plain(value: Any) -> Any:
+    """A manifest value as plain Python (parquet hands lists back as arrays, numbers as numpy scalars)."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# Columns verify does not re-derive: the files' checksums (their bytes follow the CPU; verify
+# compares their content), the DRR (compared to 1e-6 dB with the recipe) and version stamps.
+_NOT_DERIVED = {"drr_db", "lusebench_version", "schema_version"}
+
+
+def _derived_differences(
+    row: dict[str, Any], recipe: Recipe, inputs: Inputs, extra: dict[str, Any], signals: dict[str, tuple[str, np.ndarray]]
+) -> list[str]:
+    """``mixture_id: column ...`` for every value of a manifest row that is not what its recipe derives."""
+    corpus, renderer, bank, _ = inputs
+    files = {prefix: (path, row.get(f"{prefix}_sha256")) for prefix, (path, _) in signals.items()}
+    expected = _row(recipe, {**_assets(recipe, corpus, renderer, bank), **extra}, files)
+    differences = []
+    for key, value in expected.items():
+        if key in _NOT_DERIVED or key.endswith("_sha256") and key[: -len("_sha256")] in files:
+            continue
+        found = _plain(row.get(key)) if key in row else "absent"
+        if found != _plain(value):
+            differences.append(f"{row['mixture_id']}: {key} is {json.dumps(found, default=str)[:60]}, "
+                               f"the recipe gives {json.dumps(_plain(value), default=str)[:60]}")
+    return differences
 
 
 def verify(data_dir: Path | str, progress: bool = True, brir_bank: Path | str | None = None) -> VerifyReport:
@@ -558,17 +599,22 @@ def verify(data_dir: Path | str, progress: bool = True, brir_bank: Path | str | 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the rendering path of simulate: same thread count, same floats
     worst, worst_file, files, identical = None, None, 0, 0
-    damaged, differing, recipes_differ = [], [], []
+    damaged, differing, recipes_differ, columns_differ = [], [], [], []
     try:
         for row in tqdm(manifest.to_dict("records"), desc="verify", unit="mix", disable=not progress):
-            stored = recipe_from_row(row)
+            try:
+                stored = recipe_from_row(row)
+            except (TypeError, ValueError) as error:
+                raise LusebenchError(f"{data_dir / MANIFEST_FILE}: the row of {row['mixture_id']} is no recipe ({error})") from None
             if fixed is not None and stored.index not in fixed.mixtures:
                 recipes_differ.append(f"{stored.mixture_id} (the corpus no longer covers it)")
                 continue
-            recipe, rendered, _ = _draw(config, inputs, clips, stored.index)
+            recipe, rendered, extra = _draw(config, inputs, clips, stored.index)
             if not _same_recipe(stored, recipe):
                 recipes_differ.append(stored.mixture_id)
-            for prefix, (path, signal) in _signals(config, recipe, rendered).items():
+            signals = _signals(config, recipe, rendered)
+            columns_differ += _derived_differences(row, recipe, inputs, extra, signals)
+            for prefix, (path, signal) in signals.items():
                 files += 1
                 damage, samples = _file_damage(data_dir, row, prefix, signal.shape)
                 if damage is not None:
@@ -586,6 +632,7 @@ def verify(data_dir: Path | str, progress: bool = True, brir_bank: Path | str | 
     return VerifyReport(
         checked=len(manifest), files=files, worst_dbfs=worst, worst_file=worst_file, byte_identical=identical,
         damaged=tuple(damaged), differing=tuple(differing), recipes_differ=tuple(recipes_differ),
+        columns_differ=tuple(columns_differ),
     )
 
 
@@ -604,4 +651,5 @@ def format_verify_report(report: VerifyReport) -> str:
     lines += [f"damaged: {entry}" for entry in report.damaged]
     lines += [f"over the bound: {entry}" for entry in report.differing]
     lines += [f"recipe differs from the config's draw: {mixture}" for mixture in report.recipes_differ]
+    lines += [f"column differs from the recipe's: {entry}" for entry in report.columns_differ]
     return "\n".join(lines)
