@@ -27,11 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from lusebench.io import write_bytes, write_json
+from lusebench.errors import LusebenchError
+from lusebench.io import load_npy, read_regular_file, write_bytes, write_json
+from lusebench.schema import load_json
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.rooms import BRIR_METHOD, Brir, SphereHrirs, compute_brir, load_sphere_hrirs
 
 log = logging.getLogger(__name__)
+
+# A BRIR is (2, L) float32 with L a few RT60s at most: 64 MiB holds 20 s at 192 kHz, far beyond any.
+_MAX_BRIR_BYTES = 64 << 20
+_MAX_ENTRY_BYTES = 1 << 20
 
 
 def default_bank_dir() -> Path:
@@ -90,15 +96,21 @@ class BrirBank:
 
     def _load(self, spec: BrirSpec) -> Brir | None:
         npy, meta = self.paths(spec)
+        if not (npy.exists() and meta.exists()):
+            return None
+        # A bank may be copied from someone else: its files pass the same door as any stranger's.
         try:
-            entry = json.loads(meta.read_text())
-            payload = npy.read_bytes()
-        except (OSError, json.JSONDecodeError):
+            entry = load_json(meta, _MAX_ENTRY_BYTES)
+            payload = read_regular_file(npy, max_bytes=_MAX_BRIR_BYTES)
+            if not isinstance(entry, dict) or entry.get("fields") != spec.fields(self.sphere) or (
+                    hashlib.sha256(payload).hexdigest() != entry.get("sha256")):
+                raise LusebenchError(f"{npy.name} does not match its checksum or key")
+            ir = load_npy(payload, npy, max_elements=_MAX_BRIR_BYTES // 4, kinds="f")
+            drr_db = float(entry["drr_db"])
+        except (LusebenchError, KeyError, TypeError, ValueError) as error:
+            log.warning("BRIR bank entry %s is unusable (%s); recomputing it", npy.name, error)
             return None
-        if entry.get("fields") != spec.fields(self.sphere) or hashlib.sha256(payload).hexdigest() != entry.get("sha256"):
-            log.warning("BRIR bank entry %s does not match its checksum or key; recomputing it", npy.name)
-            return None
-        return Brir(ir=np.load(io.BytesIO(payload), allow_pickle=False), drr_db=float(entry["drr_db"]))
+        return Brir(ir=ir, drr_db=drr_db)
 
     def get(self, spec: BrirSpec) -> Brir:
         """The BRIR of ``spec``: read from the bank, or computed and stored."""

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, sha256_file
+from lusebench.io import atomic_write, open_regular, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ KEMAR_FILE = "MIT_KEMAR_normal_pinna.sofa"
 # Above the highest rate of common audio hardware a "rate" is a typo, and would allocate
 # resampling filters of its length (100 GHz asked for 149 GiB before this bound).
 MAX_SAMPLE_RATE = 192_000
+MIN_SOFA_RATE = 8000
+# Far above any measured HRTF set (KEMAR's file is 1.4 MB, large sets ~100 MB) and any HRIR's length.
+MAX_SOFA_BYTES = 1 << 30
+MAX_TAPS = 1 << 16
 # A measured direction counts as horizontal within this elevation; KEMAR's ring is exactly 0 deg.
 _HORIZONTAL_TOLERANCE_DEG = 2.5
 # Onsets are found on an 8x upsampled IR, so delays resolve to 1/8 sample.
@@ -134,8 +138,12 @@ def read_sofa(spec: str | Path) -> SofaHrirs:
     import sofar  # deferred: sofar imports netCDF4 and takes a moment
 
     path = resolve_hrtf_path(str(spec))
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise LusebenchError(f"HRTF file not found: {path}")
+    # netCDF reads the file by its name: check it is a regular file of a bounded size first, so a
+    # FIFO in its place fails at once instead of blocking (lusebench/io.py).
+    with open_regular(path, max_bytes=MAX_SOFA_BYTES):
+        pass
     try:
         sofa = sofar.read_sofa(str(path), verify=False, verbose=False)
         data_ir = np.asarray(sofa.Data_IR, dtype=np.float64)  # (M, R, N)
@@ -147,8 +155,15 @@ def read_sofa(spec: str | Path) -> SofaHrirs:
         raise LusebenchError(f"cannot read SOFA file {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
     if data_ir.ndim != 3 or data_ir.shape[1] != 2:
         raise LusebenchError(f"SOFA file {path} is not a binaural HRIR set (Data.IR shape {data_ir.shape})")
+    if data_ir.shape[-1] > MAX_TAPS:
+        raise LusebenchError(f"SOFA file {path} holds {data_ir.shape[-1]}-tap responses; an HRIR has at most {MAX_TAPS}")
     if rate <= 0:
         raise LusebenchError(f"SOFA file {path} has sample rate {rate} Hz; it must be positive")
+    # Resampling builds filters of the rates' length: 1 Hz asked for 9 GiB, 1e11 Hz ran until killed.
+    if not MIN_SOFA_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise LusebenchError(f"SOFA file {path} has sample rate {rate} Hz; it must lie in [{MIN_SOFA_RATE}, {MAX_SAMPLE_RATE}] Hz")
+    if positions.ndim != 2 or positions.shape != (data_ir.shape[0], 3) or not np.isfinite(positions).all():
+        raise LusebenchError(f"SOFA file {path} has source positions that are not {data_ir.shape[0]} finite 3-vectors")
     if not np.isfinite(data_ir).all():
         raise LusebenchError(f"SOFA file {path} holds NaN or Inf in its impulse responses")
     # Silent responses would render every mixture silent, and every metric on it undefined.
@@ -187,14 +202,14 @@ def load_hrtf(spec: str | Path, sample_rate: int, sofa: SofaHrirs | None = None)
     path, positions = sofa.path, sofa.positions
     elevation = positions[:, 1]
     ring = np.flatnonzero(np.abs(elevation) <= _HORIZONTAL_TOLERANCE_DEG)
-    if len(ring) < 4:
-        raise LusebenchError(f"SOFA file {path} has {len(ring)} directions near 0 deg elevation; need at least 4")
     azimuths = positions[ring, 0] % 360.0
     # Keep the measurement closest to 0 elevation for each azimuth.
     order = np.lexsort((np.abs(elevation[ring]), azimuths))
     azimuths, ring = azimuths[order], ring[order]
     keep = np.concatenate([[True], np.diff(azimuths) > 1e-6])
     azimuths, ring = azimuths[keep], ring[keep]
+    if len(ring) < 4:  # counted after merging repeats: directions all at one point are one direction
+        raise LusebenchError(f"SOFA file {path} has {len(ring)} distinct directions near 0 deg elevation; need at least 4")
     hrirs = resample_hrirs(sofa.hrirs[ring], sofa.sample_rate, sample_rate)  # (M, 2, N)
     digest = sha256_file(path)
     log.debug("HRTF %s: %d horizontal directions, %d taps at %d Hz", path.name, len(ring), hrirs.shape[-1], sample_rate)
