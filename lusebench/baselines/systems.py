@@ -275,6 +275,7 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
             value = _from_dict(sub, value, f"{where}.{name}")
         elif isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        _check_type(value, hints[name], f"{where}.{name}")  # a checkpoint's config is a stranger's
         kwargs[name] = value
     return cls(**kwargs)
 

@@ -108,7 +108,7 @@ def load_dataset(path: Path) -> Dataset:
     """
     path = Path(path)
     manifest_path = path / "manifest.parquet"
-    if not manifest_path.is_file():
+    if not (manifest_path.exists() or manifest_path.is_symlink()):
         raise LusebenchError(f"not a dataset folder (no manifest.parquet): {path}")
     manifest = read_manifest(manifest_path, path)
     fingerprint = dataset_fingerprint(manifest)
@@ -116,7 +116,7 @@ def load_dataset(path: Path) -> Dataset:
         manifest = manifest.assign(condition=manifest["room"].astype(str))
     else:
         config_path = path / "config.json"
-        config = load_json(config_path, CONFIG_MAX_BYTES) if config_path.is_file() else {}
+        config = load_json(config_path, CONFIG_MAX_BYTES) if config_path.exists() else {}
         room = config.get("room", DEFAULT_CONDITION) if isinstance(config, dict) else None
         if not isinstance(room, str):
             raise LusebenchError(f"{config_path}: room should be a string")

@@ -206,7 +206,7 @@ def load_hrtf(spec: str | Path, sample_rate: int, sofa: SofaHrirs | None = None)
     # Keep the measurement closest to 0 elevation for each azimuth.
     order = np.lexsort((np.abs(elevation[ring]), azimuths))
     azimuths, ring = azimuths[order], ring[order]
-    keep = np.concatenate([[True], np.diff(azimuths) > 1e-6])
+    keep = np.diff(azimuths, prepend=-np.inf) > 1e-6
     azimuths, ring = azimuths[keep], ring[keep]
     if len(ring) < 4:  # counted after merging repeats: directions all at one point are one direction
         raise LusebenchError(f"SOFA file {path} has {len(ring)} distinct directions near 0 deg elevation; need at least 4")

@@ -311,7 +311,7 @@ def _config_fields(stored: dict[str, Any]) -> dict[str, Any]:
 def _prepare_folder(out: Path, config: SimulationConfig) -> bool:
     """Create or re-open the output folder; return True if this call created it."""
     config_path = out / CONFIG_FILE
-    if config_path.is_file():
+    if config_path.exists() or config_path.is_symlink():  # read, and refused there, if not a regular file
         stored = _read_config_json(config_path)
         if stored.get("schema_version") != SCHEMA_VERSION:
             raise LusebenchError(
@@ -460,7 +460,7 @@ def simulate(
 def load_config(data_dir: Path | str) -> SimulationConfig:
     """The configuration stored in a dataset folder."""
     path = Path(data_dir) / CONFIG_FILE
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise LusebenchError(f"{data_dir} is not a lusebench dataset folder (no {CONFIG_FILE})")
     return SimulationConfig.from_dict(_config_fields(_read_config_json(path)))
 
@@ -468,7 +468,7 @@ def load_config(data_dir: Path | str) -> SimulationConfig:
 def load_manifest(data_dir: Path | str) -> pd.DataFrame:
     """The manifest of a dataset folder, one row per mixture in index order, checked (lusebench/schema.py)."""
     path = Path(data_dir) / MANIFEST_FILE
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         raise LusebenchError(f"{data_dir} has no {MANIFEST_FILE}: render it with `lusebench simulate` first")
     return read_manifest(path, Path(data_dir))
 
