@@ -40,7 +40,8 @@ from lusebench.baselines.losses import DoALabel, circular_distance_deg, neg_si_s
 from lusebench.baselines.systems import BaselineSystem, SystemOutput, build_system
 from lusebench.baselines.text import EncoderKind
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, open_regular, write_json
+from lusebench.io import atomic_write, open_regular, read_regular_file, write_json
+from lusebench.schema import decode_json
 from lusebench.simulation.audiocaps_sets import is_copy_of
 from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig
 from lusebench.simulation.dynamic import DynamicMixingDataset
@@ -56,6 +57,8 @@ MAE_DEG_PER_DB = 10.0
 
 
 MAX_TRAIN_SEED = 2**32 - 1
+# One short record per epoch: a run of a million epochs stays far below.
+_MAX_METRICS_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -548,14 +551,15 @@ def _keep_metrics_before(path: Path, epoch: int) -> None:
     A run killed after writing an epoch's record but before its checkpoint (or in the middle of
     the record) repeats that epoch on resume, which would otherwise leave two records for it.
     """
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         return
     kept = []
-    for line in path.read_text().splitlines():
+    # Read through the door: a FIFO there would block this read and every later append.
+    for line in read_regular_file(path, max_bytes=_MAX_METRICS_BYTES).decode("utf-8", "replace").splitlines():
         try:
-            if json.loads(line)["epoch"] < epoch:
+            if decode_json(line.encode(), path)["epoch"] < epoch:
                 kept.append(line + "\n")
-        except (ValueError, KeyError, TypeError):  # a record torn by the kill
+        except (LusebenchError, KeyError, TypeError):  # a record torn by the kill
             continue
     atomic_write(path, lambda tmp: tmp.write_text("".join(kept)))
 
