@@ -323,7 +323,9 @@ def test_corrupt_config_json(mode, corruption, data, corpus, tmp_path, capsys):
     refused(argv, capsys, tmp_path, names="config.json")
 
 
-@pytest.mark.parametrize("corruption", [*sorted(JSON_CORRUPTIONS), "a FIFO", "paths out of the folder"])
+@pytest.mark.parametrize(
+    "corruption", [*sorted(JSON_CORRUPTIONS), "a FIFO", "paths out of the folder", "a text index", "another id"]
+)
 def test_corrupt_marker_is_rendered_again(corruption, data, corpus, tmp_path):
     folder = _copy(data, tmp_path / "data")
     marker = sorted((folder / ".rows").glob("*.json"))[0]
@@ -332,6 +334,10 @@ def test_corrupt_marker_is_rendered_again(corruption, data, corpus, tmp_path):
         _fifo(marker)
     elif corruption == "paths out of the folder":
         marker.write_text(json.dumps({**row, "mixture_path": "../../../../etc/hostname"}))
+    elif corruption == "a text index":
+        marker.write_text(json.dumps({**row, "index": "zero"}))
+    elif corruption == "another id":
+        marker.write_text(json.dumps({**row, "mixture_id": "test-2src-000001"}))
     else:
         marker.write_bytes(JSON_CORRUPTIONS[corruption](row))
     (folder / "manifest.parquet").unlink()

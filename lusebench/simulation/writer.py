@@ -241,7 +241,13 @@ def _read_marker(out: Path, mixture_id: str) -> dict[str, Any] | None:
         row = load_json(_marker(out, mixture_id), _MAX_MARKER_BYTES)
     except LusebenchError:
         return None
-    return row if isinstance(row, dict) and row.get("mixture_id") == mixture_id else None
+    if not isinstance(row, dict) or row.get("mixture_id") != mixture_id:
+        return None
+    try:
+        manifest_table([row])  # typed as the manifest: a row it cannot hold must not reach it
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    return row
 
 
 def _finished_row(out: Path, mixture_id: str) -> dict[str, Any] | None:
