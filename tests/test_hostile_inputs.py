@@ -225,7 +225,7 @@ def test_verify_reports_a_fifo_in_place_of_a_file_without_hanging(data, tmp_path
     name = _fifo_in_place(folder, "target_path")
     with _no_hang():
         assert main(["simulate", "--verify", str(folder), "--no-progress"]) == 1
-    assert f"damaged: audio/target/{name}" in capsys.readouterr().out
+    assert f"damaged: audio/target/{name}: not a regular file" in capsys.readouterr().out
 
 
 def test_reference_altered_on_the_last_row_leaves_no_partial_submission(data, tmp_path, capsys):

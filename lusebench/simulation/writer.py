@@ -540,10 +540,14 @@ def _file_damage(data_dir: Path, row: dict[str, Any], prefix: str, shape: tuple[
     relative = row.get(f"{prefix}_path")
     if relative is None:
         return f"{row['mixture_id']}: the manifest has no {prefix}_path", None
-    path = data_dir / relative
-    if not path.is_file():
+    path = data_dir / relative  # inside data_dir: the manifest was checked
+    if not (path.exists() or path.is_symlink()):
         return f"{relative}: missing", None
-    if sha256_file(path) != row.get(f"{prefix}_sha256"):
+    try:
+        digest = sha256_file(path)
+    except LusebenchError as error:  # a FIFO, a device, a dangling link: named, never waited on
+        return f"{relative}: {error}", None
+    if digest != row.get(f"{prefix}_sha256"):
         return f"{relative}: bytes differ from the manifest's sha256 (damaged or altered)", None
     try:
         samples, _ = read_audio(path)
