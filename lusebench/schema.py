@@ -316,13 +316,13 @@ def check_manifest(manifest: pd.DataFrame, path: Path, folder: Path) -> pd.DataF
     # File columns: <prefix>_path and <prefix>_sha256; a source that only some rows save may be null.
     for column in [c for c in manifest.columns if c.endswith("_path")]:
         prefix, required = column[: -len("_path")], column in MANIFEST_COLUMNS
-        digests = manifest[f"{prefix}_sha256"] if f"{prefix}_sha256" in manifest.columns else None
-        for position, value in enumerate(manifest[column]):
+        sha_column = f"{prefix}_sha256"
+        digests = manifest[sha_column].tolist() if sha_column in manifest.columns else [None] * len(manifest)
+        for mixture_id, value, digest in zip(ids.tolist(), manifest[column].tolist(), digests):
             if value is None and not required:
                 continue
-            resolve_inside(folder, value, f"{path}: {column} of {ids.iloc[position]}")
-            digest = None if digests is None else digests.iloc[position]
+            resolve_inside(folder, value, f"{path}: {column} of {mixture_id}")
             if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
                 shown = json.dumps(digest, default=str)[:70]
-                raise LusebenchError(f"{path}: {prefix}_sha256 of {ids.iloc[position]} is {shown}; it must be 64 lowercase hex digits")
+                raise LusebenchError(f"{path}: {sha_column} of {mixture_id} is {shown}; it must be 64 lowercase hex digits")
     return manifest
