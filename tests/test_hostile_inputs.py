@@ -560,6 +560,13 @@ def test_failed_train_set_up_leaves_no_run_folder(extra, message, tmp_path, caps
              str(tmp_path / "run"), "--no-progress", *extra], capsys, tmp_path, names=message)
 
 
+@pytest.mark.parametrize("extra, message", [(["--corpus", "audiocaps:/nowhere"], "/nowhere"),
+                                             (["--hrtf", "/nowhere/missing.sofa"], "missing.sofa")])
+def test_failed_train_set_up_with_a_val_set_leaves_no_run_folder(extra, message, data, tmp_path, capsys):
+    refused(["train-baseline", "--system", "mlp-gcc", "--preset", "tiny", "--sources", "2", "--val-data", str(data),
+             "--out", str(tmp_path / "run"), "--no-progress", *extra], capsys, tmp_path, names=message)
+
+
 def test_reference_random_refuses_a_negative_seed(data, tmp_path, capsys):
     refused(["reference", "random", "--data", str(data), "--out", str(tmp_path / "out"), "--seed", "-1"], capsys,
             tmp_path, names="--seed must be 0 or more")

@@ -44,7 +44,9 @@ from lusebench.io import atomic_write, open_regular, read_regular_file, write_js
 from lusebench.schema import decode_json
 from lusebench.simulation.audiocaps_sets import is_copy_of
 from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig
+from lusebench.simulation.corpus import open_corpus
 from lusebench.simulation.dynamic import DynamicMixingDataset
+from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.writer import load_config, simulate
 
 log = logging.getLogger(__name__)
@@ -611,6 +613,10 @@ def _train(
 
     val_config = val_simulation_config(config, sample_rate, duration_s)
     val_set = None if val_data is None else _open_val_set(Path(val_data), config, sample_rate, clip_samples)
+    # The loader's workers open the training corpus and HRTF lazily; open them once here, so that a
+    # bad --corpus or --hrtf fails before the run folder exists, with --val-data given too.
+    open_corpus(config.corpus).split("train")
+    load_hrtf(config.hrtf, sample_rate)
     earlier = [] if resume else _earlier_run(out, force, val_config if val_data is None else None)
     if ddp.world > 1:
         dist.barrier()  # every rank has checked its arguments before rank 0 writes
