@@ -315,10 +315,11 @@ submission format (docs/submission-format.md):
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="check and score a submission, write results.json, items.csv and Figs. 2-4",
+        help="check and score a submission, write results.json, items.csv and Figs. 2-5",
         description="Check a submission against a dataset folder, score every item (SI-SNR(i), SDR(i), "
-        "BSS-eval SDR(i), ITD/ILD error, DoA accuracy/MAE), aggregate with 95% confidence intervals "
-        "and draw Figs. 2-4.",
+        "BSS-eval SDR(i), ITD/ILD error, DoA accuracy/MAE, front-back confusions, the joint "
+        "extract-and-locate score, absent-target figures), aggregate with 95% confidence intervals "
+        "and draw Figs. 2-5.",
         epilog=_SUBMISSION_FORMAT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -327,24 +328,31 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="results folder (default SUBMISSION/results)")
     p.add_argument("--check-only", action="store_true", help="run the checks only; write nothing")
     p.add_argument("--workers", type=int, default=2, help="processes of one thread each (default 2)")
-    p.add_argument("--no-figures", action="store_true", help="skip Figs. 2-4")
+    p.add_argument("--no-figures", action="store_true", help="skip Figs. 2-5")
     p.add_argument("--recipes", type=Path, metavar="FILE", help="score only the mixture ids in FILE (one a line), "
                    "e.g. the recipes two copies of a fixed AudioCaps set both hold: comm -12 A/recipes.txt B/recipes.txt; "
                    "default: every mixture")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--joint-si-snri-db", type=float, default=3.0,
+                   help="joint score: smallest SI-SNRi of an extracted target, in [-100, 100] dB (default 3.0)")
+    p.add_argument("--joint-doa-deg", type=float, default=20.0,
+                   help="joint score: largest DoA error of a located target, in (0, 180] deg (default 20.0)")
     p.set_defaults(func=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from lusebench.benchmark.evaluate import check, evaluate
+    from lusebench.benchmark.tracks import TrackOptions
     from lusebench.leaderboard.render import format_fixed
 
+    tracks = TrackOptions(joint_si_snri_db=args.joint_si_snri_db, joint_doa_deg=args.joint_doa_deg)
     if args.check_only:
         submission = check(args.submission, args.data, workers=args.workers, progress=not args.no_progress)
         print(f"submission {submission.path} passes every check ({', '.join(submission.tasks)})")
         return 0
     results = evaluate(args.submission, args.data, args.out, workers=args.workers, figures=not args.no_figures,
-                       progress=not args.no_progress, recipes=args.recipes)
+                       progress=not args.no_progress, recipes=args.recipes,
+                       tracks=tracks)
     for key, cell in results.summary["metrics"]["overall"].items():
         mean = "-" if cell["mean"] is None else format_fixed(cell["mean"], 2)
         ci = "" if cell["ci95"] is None else f"  95% CI [{format_fixed(cell['ci95_low'], 2)}, {format_fixed(cell['ci95_high'], 2)}]"

@@ -22,6 +22,7 @@ ITEM_COLUMN: dict[str, str] = {
     "doa_accuracy_pct": "doa_correct_pct",
     "doa_mae_deg": "doa_error_deg",
     "doa_mae_folded_deg": "doa_error_folded_deg",
+    "doa_mae_resolved_deg": "doa_error_resolved_deg",
 }
 # The item column naming each mixture's target clip, the unit of the by-clip interval.
 CLIP_COLUMN = "target_clip_id"

@@ -36,6 +36,7 @@ from lusebench.benchmark.metrics import (
 )
 from lusebench.benchmark.results import FIGURES_DIR, RESULTS_ENTRIES, SCHEMA_VERSION, Results, write_results
 from lusebench.benchmark.submission import Problem, Submission, SubmissionError, check_audio, load_submission
+from lusebench.benchmark.tracks import TrackOptions, add_track_columns
 from lusebench.errors import LusebenchError
 from lusebench.io import read_audio, replace_folder
 
@@ -220,6 +221,7 @@ def evaluate(
     figures: bool = True,
     progress: bool = True,
     recipes: Path | None = None,
+    tracks: TrackOptions = TrackOptions(),
 ) -> Results:
     """Check a submission, score every item, aggregate, and write the results folder.
 
@@ -233,6 +235,7 @@ def evaluate(
         recipes: a file of mixture ids (one a line): score only these (e.g. the recipes that two
             copies of a fixed AudioCaps set both hold); the whole submission is still checked, and
             results.json's fingerprint is that of the recipes scored.
+        tracks: thresholds of the joint score (lusebench/benchmark/tracks.py).
 
     Returns:
         The results (results.json content, per-item table, folder).
@@ -256,7 +259,7 @@ def evaluate(
         columns += [CLIP_COLUMN] if CLIP_COLUMN in dataset.manifest.columns else []
         items = scored.manifest[columns].copy()
         records = pd.DataFrame([by_id.get(m, {}) for m in items["mixture_id"]], index=items.index)
-        items = pd.concat([items, records], axis=1)
+        items = add_track_columns(pd.concat([items, records], axis=1), tracks)
         summary = {
             "schema_version": SCHEMA_VERSION,
             "lusebench_version": __version__,
@@ -264,6 +267,7 @@ def evaluate(
             "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "dataset": scored.describe(),
             "system": checked.system.to_dict(),
+            "tracks": tracks.to_dict(),
             "metrics": aggregate(items),
         }
         summary["wall_time_s"] = round(time.perf_counter() - started, 3)

@@ -11,7 +11,9 @@ import pandas as pd
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, write_json
 
-SCHEMA_VERSION = 1
+# 2 added the ``tracks`` block (thresholds of the joint score) and the metrics of
+# lusebench/benchmark/tracks.py; version 1 files still load (they lack those keys).
+SCHEMA_VERSION = 2
 RESULTS_FILE = "results.json"
 ITEMS_FILE = "items.csv"
 FIGURES_DIR = "figures"
