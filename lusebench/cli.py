@@ -48,6 +48,11 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", dest="audio_format", choices=["flac", "wav"], default="flac", help="audio files")
     p.add_argument("--save-sources", action="store_true", help="also write the dry target and interferer images")
     p.add_argument(
+        "--absent-share", type=float, default=None,
+        help="share of absent-target items, in [0, 0.5]: their query names a clip not in the mixture and no "
+        "word of its sources' captions; expected answer: silence and no direction (default 0; fixed by --benchmark)",
+    )
+    p.add_argument(
         "--room", choices=["anechoic", "reverberant"], default=None,
         help="anechoic HRIRs (default) or reverberant shoebox rooms with BRIRs (pyroomacoustics)",
     )
@@ -87,13 +92,14 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if args.benchmark:
         fixed = [flag for flag, value in (("--sources", args.sources), ("--split", args.split),
                                           ("--num", args.num), ("--seed", args.seed),
-                                          ("--room", args.room)) if value is not None]
+                                          ("--room", args.room), ("--absent-share", args.absent_share))
+                 if value is not None]
         if fixed:
             raise LusebenchError(f"--benchmark fixes {', '.join(fixed)}; leave them out")
         config = BENCHMARK_SETS[args.benchmark].config(**common)
     else:
         chosen = {"num_sources": args.sources, "split": args.split, "num_mixtures": args.num, "seed": args.seed,
-                  "room": args.room}
+                  "room": args.room, "absent_share": args.absent_share}
         config = SimulationConfig(**{k: v for k, v in chosen.items() if v is not None}, **common)
     manifest = simulate(config, args.out, workers=args.workers, shard=Shard.parse(args.shard),
                         progress=not args.no_progress, brir_bank=args.brir_bank)
@@ -298,12 +304,15 @@ submission format (docs/submission-format.md):
   SUBMISSION/
     system.json              {"name": str, "tasks": ["extraction", "localization"] (either or both),
                               "parameters": int or null, "description": str, "link": str,
-                              optional "channels": 1|2 (input channels used), "gcc_phat": bool}
+                              optional "channels": 1|2 (input channels used), "gcc_phat": bool,
+                              "absent_threshold": number (a likelihood row peaking under it: absent)}
     audio/<mixture_id>.flac  extraction: the target's binaural image as it sits in the mixture,
       (or .wav)              2 channels (left, right), the data's sample rate and length, finite,
-                             neither channel all zero; one file per mixture of the manifest
+                             neither channel all zero (silence is allowed, and right, where the
+                             manifest's target_absent is true); one file per mixture of the manifest
     doa.csv                  localization: header "mixture_id,azimuth_deg", one row per mixture;
-                             degrees, 0 = front, 90 = left; wrapped into [0, 360)
+                             degrees, 0 = front, 90 = left; wrapped into [0, 360); an empty
+                             azimuth_deg says the queried sound is absent
     doa_likelihood.npy       localization, instead of (or beside) doa.csv: float array of shape
                              (num_mixtures, 360) in manifest order, bin i = i deg; the argmax is
                              the prediction; doa.csv wins when both are given

@@ -133,6 +133,8 @@ class SystemInfo:
         description, link: free text (at most 10,000 characters); "" when not given.
         channels: input channels the system uses (1 or 2).
         gcc_phat: whether it uses GCC-PHAT features; None when not stated.
+        absent_threshold: a ``doa_likelihood.npy`` row whose peak is below it says "target absent";
+            None (the default) never reads a likelihood as absent.
     """
 
     name: str
@@ -142,10 +144,13 @@ class SystemInfo:
     link: str = ""
     channels: int = 2
     gcc_phat: bool | None = None
+    absent_threshold: float | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["tasks"] = list(self.tasks)
+        if self.absent_threshold is None:  # unstated: system.json and results.json stay as before the field
+            del data["absent_threshold"]
         return data
 
 
@@ -166,6 +171,7 @@ def parse_system(block: Mapping[str, Any] | None, where: str, fields: Fields) ->
         "link": fields.take(block, where, "link", text_kind, nullable=True, default="") or "",
         "channels": fields.take(block, where, "channels", "1 or 2", default=2),
         "gcc_phat": fields.take(block, where, "gcc_phat", "a boolean", nullable=True, default=None),
+        "absent_threshold": fields.take(block, where, "absent_threshold", "a finite number", nullable=True, default=None),
     }
     if block is None or len(fields.problems) > before:
         return None

@@ -76,6 +76,9 @@ def add_track_columns(items: pd.DataFrame, options: TrackOptions = TrackOptions(
         ``joint_success_pct`` (100 where found and located), ``si_snri_located_db`` and
         ``si_snri_mislocated_db`` (the item's SI-SNRi in one of them, NaN in the other).
         Items without a located estimate (absent targets, or a present target said absent) are NaN.
+        Where the set has absent-target items or the system said "absent" (``said_absent``):
+        ``absent_detected_pct`` on absent items and ``false_absent_pct`` on present ones (100 where
+        said absent). ``absent_level_db`` comes from the audio (evaluate.py).
     """
     items = items.copy()
     if "doa_pred_deg" in items.columns:
@@ -98,6 +101,15 @@ def add_track_columns(items: pd.DataFrame, options: TrackOptions = TrackOptions(
             )
         items["si_snri_located_db"] = np.where(scored & located, si_snri, np.nan)
         items["si_snri_mislocated_db"] = np.where(scored & ~located, si_snri, np.nan)
+    if SAID_ABSENT_COLUMN in items.columns:
+        said = items[SAID_ABSENT_COLUMN].to_numpy(dtype=np.float64)
+        absent = _absent(items)
+        # Only where the set asks for absent targets or the system said "absent": elsewhere a column of
+        # zeros would say nothing.
+        if absent.any() or np.nansum(said) > 0:
+            answered = ~np.isnan(said)
+            items["absent_detected_pct"] = _percent(said == 1.0, answered & absent)
+            items["false_absent_pct"] = _percent(said == 1.0, answered & ~absent)
     return items
 
 
