@@ -40,7 +40,8 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, default=10.0, help="mixture length in seconds (default 10)")
     p.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000)")
     p.add_argument("--corpus", default="minicaps", help="minicaps (embedded), audiocaps:ROOT or hf:NAME_OR_PATH")
-    p.add_argument("--hrtf", default="kemar", help="kemar (embedded MIT KEMAR) or a path to a SOFA file")
+    p.add_argument("--hrtf", default="kemar", help="a shipped head (kemar = MIT KEMAR, the default; sonicom-1, "
+                   "sonicom-2, fabian, tub-kemar: see `lusebench hrtf`) or a path to a SOFA file")
     p.add_argument(
         "--interpolation", choices=["linear-aligned", "nearest"], default="linear-aligned",
         help="HRIRs between measured azimuths: onset-aligned linear (default) or nearest measured",
@@ -115,24 +116,32 @@ def _run_simulate(args: argparse.Namespace) -> int:
 def _add_hrtf_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "hrtf",
-        help="describe an HRTF set (SOFA) and plot its ITD and ILD",
-        description="Read a SOFA HRTF set the way simulate does (horizontal ring, resampled), print what it "
-        "holds (directions, taps, rates, identity) and optionally plot its ITD and ILD against azimuth.",
+        help="list the shipped heads, or describe an HRTF set (SOFA) and plot its ITD and ILD",
+        description="Without HEAD, list the heads shipped in the package (name, licence, what was measured, "
+        "ITD/ILD at 90 deg beside MIT KEMAR's). With HEAD, read that set the way simulate does (horizontal "
+        "ring, resampled), print what it holds (directions, taps, rates, identity) and optionally plot its "
+        "ITD and ILD against azimuth.",
     )
-    p.add_argument("path", nargs="?", default="kemar", help="SOFA file, or kemar for the embedded set (default)")
+    p.add_argument("path", nargs="?", default=None, metavar="HEAD",
+                   help="a shipped head's name (kemar, sonicom-1, sonicom-2, fabian, tub-kemar) or a SOFA file; "
+                   "with --plot and no HEAD: kemar")
     p.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate first (default 16000)")
     p.add_argument("--plot", type=Path, metavar="FILE", help="write ITD and ILD against azimuth to FILE (.png/.pdf)")
     p.set_defaults(func=_run_hrtf)
 
 
 def _run_hrtf(args: argparse.Namespace) -> int:
-    from lusebench.simulation.hrtf import describe, load_hrtf, plot_itd_ild
+    from lusebench.simulation.hrtf import beside_kemar, describe, describe_heads, load_hrtf, plot_itd_ild
 
-    hrtf = load_hrtf(args.path, args.sample_rate)
+    if args.path is None and args.plot is None:
+        print(describe_heads(args.sample_rate))
+        return 0
+    hrtf = load_hrtf(args.path or "kemar", args.sample_rate)
     # The plot first: a bad --plot path is then a one-line error with nothing printed before it.
     if args.plot is not None:
         plot_itd_ild(hrtf, args.plot)
     print(describe(hrtf))
+    print(beside_kemar(hrtf))
     if args.plot is not None:
         print(f"plot written to {args.plot}")
     return 0
@@ -225,7 +234,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, help="run folder (default runs/SYSTEM)")
     p.add_argument("--corpus", default=None, help="minicaps (default), audiocaps:ROOT or hf:NAME_OR_PATH")
-    p.add_argument("--hrtf", default=None, help="kemar (default) or a SOFA file")
+    p.add_argument("--hrtf", default=None, help="a shipped head (kemar, the default; see `lusebench hrtf`) or a SOFA file")
     p.add_argument("--val-data", type=Path, help="a rendered val folder (default: rendered into OUT/val)")
     p.add_argument("--batch-size", type=int, help="mixtures per step per GPU (paper 32 x 4 GPUs; tiny 4)")
     p.add_argument("--epoch-size", type=int, help="mixtures per epoch (paper preset 20000)")

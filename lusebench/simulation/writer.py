@@ -47,6 +47,7 @@ from lusebench.simulation.audiocaps_sets import FixedSet, open_fixed_set
 from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SCHEMA_VERSION, SimulationConfig
 from lusebench.simulation.corpus import Corpus, distinct_captions, open_corpus
+from lusebench.simulation.heads import HEADS
 from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.recipe import Recipe, absent_indices, draw_recipe, fixed_recipe, mixture_id, recipe_brir_specs
 from lusebench.simulation.render import RenderedMixture, Renderer
@@ -356,9 +357,9 @@ def _write_static_files(out: Path, config: SimulationConfig) -> None:
         text += licences.read_text()
     else:
         text += f"Clips from corpus `{config.corpus}`: see its own licence.\n"
-    hrtf_licence = resources.files("lusebench").joinpath("assets", "hrtf", "LICENSE.md")
-    if config.hrtf == "kemar" and hrtf_licence.is_file():
-        text += "\n" + hrtf_licence.read_text()
+    head = HEADS.get(config.hrtf)
+    if head is not None and head.licence_path.is_file():
+        text += "\n" + head.licence_path.read_text()
     atomic_write(out / "LICENSES.md", lambda tmp: tmp.write_text(text))
 
 
