@@ -234,7 +234,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, help="run folder (default runs/SYSTEM)")
     p.add_argument("--corpus", default=None, help="minicaps (default), audiocaps:ROOT or hf:NAME_OR_PATH")
-    p.add_argument("--hrtf", default=None, help="a shipped head (kemar, the default; see `lusebench hrtf`) or a SOFA file")
+    p.add_argument("--hrtf", default=None, help="a shipped head (kemar, the default; see `lusebench hrtf`) or a SOFA "
+                   "file; a comma-separated list (kemar,sonicom-1,fabian) renders each training mixture on one drawn "
+                   "at random, validation on the first")
     p.add_argument("--val-data", type=Path, help="a rendered val folder (default: rendered into OUT/val)")
     p.add_argument("--batch-size", type=int, help="mixtures per step per GPU (paper 32 x 4 GPUs; tiny 4)")
     p.add_argument("--epoch-size", type=int, help="mixtures per epoch (paper preset 20000)")

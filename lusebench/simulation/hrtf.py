@@ -58,6 +58,23 @@ def resolve_hrtf_path(spec: str) -> Path:
     return path
 
 
+def split_heads(spec: str) -> tuple[str, ...]:
+    """The heads of a comma-separated list (``kemar,sonicom-1``), each resolvable, none repeated.
+
+    Dynamic mixing draws one of them per mixture; a rendered set takes a list of one.
+
+    Raises:
+        LusebenchError: an empty entry, a repeated one, an unknown name or a missing file.
+    """
+    heads = tuple(part.strip() for part in str(spec).split(","))
+    if any(not head for head in heads) or len(set(heads)) != len(heads):
+        raise LusebenchError(f"--hrtf {spec!r}: give heads as a comma-separated list without blanks or repeats")
+    for head in heads:
+        if not resolve_hrtf_path(head).is_file():
+            raise LusebenchError(f"HRTF file not found: {head}")
+    return heads
+
+
 def _check_shipped(spec: str, digest: str) -> None:
     """A shipped head's file must be the one its checksum names (a set's fingerprint relies on it)."""
     head = HEADS.get(spec)

@@ -136,6 +136,8 @@ Inputs = tuple[Corpus, Renderer, BrirBank | None, FixedSet | None]
 
 
 def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None) -> Inputs:
+    if "," in config.hrtf:
+        raise LusebenchError(f"--hrtf {config.hrtf!r}: a rendered set takes one head; a list is for train-baseline's dynamic mixing")
     hrtf = load_hrtf(config.hrtf, config.sample_rate)
     if config.recipes:
         fixed = open_fixed_set(config.recipes, config.split, config.num_sources, config.num_mixtures, config.corpus,
