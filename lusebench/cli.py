@@ -353,10 +353,7 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
                    "e.g. the recipes two copies of a fixed AudioCaps set both hold: comm -12 A/recipes.txt B/recipes.txt; "
                    "default: every mixture")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--joint-si-snri-db", type=float, default=3.0,
-                   help="joint score: smallest SI-SNRi of an extracted target, in [-100, 100] dB (default 3.0)")
-    p.add_argument("--joint-doa-deg", type=float, default=20.0,
-                   help="joint score: largest DoA error of a located target, in (0, 180] deg (default 20.0)")
+    _add_joint_options(p)
     p.set_defaults(func=_run_evaluate)
 
 
@@ -384,6 +381,37 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         print(f"scored {coverage['recipes']:,} of the {coverage['of']:,} recipes of {coverage['recipe_set']}: "
               "compare only with results over the same recipes (same fingerprint)")
     print(f"results written to {results.folder}")
+    return 0
+
+
+def _add_joint_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--joint-si-snri-db", type=float, default=3.0,
+                   help="joint score: smallest SI-SNRi of an extracted target, in [-100, 100] dB (default 3.0)")
+    p.add_argument("--joint-doa-deg", type=float, default=20.0,
+                   help="joint score: largest DoA error of a located target, in (0, 180] deg (default 20.0)")
+
+
+def _add_rescore_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rescore",
+        help="recompute a results folder's track metrics and aggregates from its items.csv (no audio)",
+        description="Recompute the front-back, joint and absent-target columns and every aggregate of results "
+        "folders from their items.csv alone, with other joint thresholds or to bring a schema 1 folder to the "
+        "current schema; rewrites results.json, items.csv and figures/ in place.",
+    )
+    p.add_argument("results", type=Path, nargs="+", help="results folders (or their results.json)")
+    _add_joint_options(p)
+    p.add_argument("--no-figures", action="store_true", help="leave figures/ as it is")
+    p.set_defaults(func=_run_rescore)
+
+
+def _run_rescore(args: argparse.Namespace) -> int:
+    from lusebench.benchmark.evaluate import rescore
+    from lusebench.benchmark.tracks import TrackOptions
+
+    tracks = TrackOptions(joint_si_snri_db=args.joint_si_snri_db, joint_doa_deg=args.joint_doa_deg)
+    for folder in args.results:
+        print(f"re-scored {rescore(folder, tracks, figures=not args.no_figures).folder}")
     return 0
 
 
@@ -506,6 +534,7 @@ _PARSERS = [
     _add_infer_parser,
     _add_replicate_parser,
     _add_evaluate_parser,
+    _add_rescore_parser,
     _add_reference_parser,
     _add_figures_parser,
     _add_leaderboard_parser,

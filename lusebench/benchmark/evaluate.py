@@ -36,7 +36,14 @@ from lusebench.benchmark.metrics import (
     sdr_db,
     si_snr_db,
 )
-from lusebench.benchmark.results import FIGURES_DIR, RESULTS_ENTRIES, SCHEMA_VERSION, Results, write_results
+from lusebench.benchmark.results import (
+    FIGURES_DIR,
+    RESULTS_ENTRIES,
+    SCHEMA_VERSION,
+    Results,
+    load_results,
+    write_results,
+)
 from lusebench.benchmark.submission import Problem, Submission, SubmissionError, check_audio, load_submission
 from lusebench.benchmark.tracks import ABSENT_COLUMN, SAID_ABSENT_COLUMN, TrackOptions, add_track_columns
 from lusebench.errors import LusebenchError
@@ -296,3 +303,35 @@ def evaluate(
             draw_figures([results], staging / FIGURES_DIR)
     logger.info("scored %d items of %s in %.1f s -> %s", len(items), checked.system.name, summary["wall_time_s"], out)
     return dataclasses.replace(results, folder=out)
+
+
+def rescore(results: Path, tracks: TrackOptions = TrackOptions(), *, figures: bool = True) -> Results:
+    """Recompute the tracks' columns (tracks.py) and every aggregate of a results folder from its items.csv.
+
+    No audio is read, so this works without the submission or the data: it re-scores a results
+    folder with other joint thresholds, or brings one written before the tracks (schema 1) to the
+    current schema. Metrics that need the audio (SI-SNR, absent-item levels, ...) keep their
+    per-item values; absent-target figures need a table written with them (``said_absent``).
+
+    Args:
+        results: the results folder (or its results.json).
+        tracks: thresholds of the joint score.
+        figures: redraw ``figures/`` (Fig. 5 included).
+
+    Returns:
+        The rewritten results.
+
+    Raises:
+        LusebenchError: the folder or its item table cannot be read.
+    """
+    old = load_results(results)
+    items = add_track_columns(old.items, tracks)
+    summary = {key: value for key, value in old.summary.items() if key not in ("items", "metrics", "tracks")}
+    summary.update(schema_version=SCHEMA_VERSION, tracks=tracks.to_dict(), metrics=aggregate(items))
+    rewritten = write_results(old.folder, summary, items)
+    if figures:
+        from lusebench.benchmark.figures import draw_figures  # matplotlib only when drawing
+
+        draw_figures([rewritten], old.folder / FIGURES_DIR)
+    logger.info("re-scored %d items of %s -> %s", len(items), rewritten.name, old.folder)
+    return rewritten

@@ -115,3 +115,40 @@ def test_cli_threshold_out_of_range_is_one_line_and_writes_nothing(tmp_path, cap
     assert code == 2 and not out.exists()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "joint DoA tolerance must be within (0, 180] deg, got 200.0" in err
+
+
+def test_rescore_from_items_alone(tmp_path):
+    import json
+
+    from lusebench.benchmark.evaluate import evaluate, rescore
+    from lusebench.testing.datasets import make_dataset
+    from lusebench.testing.submissions import make_submission
+
+    data = make_dataset(tmp_path / "data", num_items=6, seconds=0.5)
+    submission = make_submission(data, tmp_path / "sub", noise=0.3, doa_error_deg=15.0)
+    scored = evaluate(submission, data, tmp_path / "res", workers=1, progress=False, figures=False)
+    assert scored.summary["metrics"]["overall"]["joint_success_pct"]["mean"] == 100.0  # 15 deg off
+    # Other thresholds, no audio: 10 deg now fails every item; the other metrics do not move.
+    again = rescore(tmp_path / "res", TrackOptions(joint_doa_deg=10.0), figures=False)
+    assert again.summary["metrics"]["overall"]["joint_success_pct"]["mean"] == 0.0
+    assert again.summary["tracks"]["joint_doa_deg"] == 10.0
+    # items.csv keeps 6 significant digits: the means move no further than that.
+    for key in ("si_snri_db", "doa_mae_deg", "doa_accuracy_pct"):
+        before, after = scored.summary["metrics"]["overall"][key], again.summary["metrics"]["overall"][key]
+        assert after == pytest.approx(before, rel=1e-5)
+    # A schema 1 folder (before the tracks) comes back as schema 2 with them.
+    path = tmp_path / "res" / "results.json"
+    old = json.loads(path.read_text())
+    old["schema_version"] = 1
+    del old["tracks"]
+    for block in (old["metrics"]["overall"], *old["metrics"]["by_num_sources"].values()):
+        for key in ("joint_success_pct", "doa_front_back_pct", "doa_mae_resolved_deg"):
+            block.pop(key)
+    path.write_text(json.dumps(old))
+    pd.read_csv(tmp_path / "res" / "items.csv").drop(columns=["joint_success_pct", "doa_front_back_pct"]).to_csv(
+        tmp_path / "res" / "items.csv", index=False)
+    assert main(["rescore", str(tmp_path / "res")]) == 0  # the command: defaults, figures redrawn
+    upgraded = json.loads(path.read_text())
+    assert upgraded["schema_version"] == 2 and upgraded["tracks"]["joint_doa_deg"] == 20.0
+    assert upgraded["metrics"]["overall"]["joint_success_pct"]["mean"] == 100.0
+    assert (tmp_path / "res" / "figures" / "fig5_azimuth_polar.png").is_file()
