@@ -86,3 +86,8 @@ def test_benchmark_sets_fix_the_share(tmp_path, capsys):
     code = main(["simulate", "--benchmark", "test-2src", "--absent-share", "0.1", "--out", str(tmp_path / "x")])
     assert code == 2 and "--benchmark fixes --absent-share" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_fixed_recipe_table_holds_no_absent_items():
+    with pytest.raises(LusebenchError, match="fixed recipe table: it holds no absent-target items"):
+        SimulationConfig(recipes="audiocaps-test-2src", corpus="audiocaps:/nowhere", absent_share=0.1)
