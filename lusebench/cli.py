@@ -40,13 +40,19 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, default=10.0, help="mixture length in seconds (default 10)")
     p.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000)")
     p.add_argument("--corpus", default="minicaps", help="minicaps (embedded), audiocaps:ROOT or hf:NAME_OR_PATH")
-    p.add_argument("--hrtf", default="kemar", help="kemar (embedded MIT KEMAR) or a path to a SOFA file")
+    p.add_argument("--hrtf", default="kemar", help="a shipped head (kemar = MIT KEMAR, the default; sonicom-1, "
+                   "sonicom-2, fabian, tub-kemar: see `lusebench hrtf`) or a path to a SOFA file")
     p.add_argument(
         "--interpolation", choices=["linear-aligned", "nearest"], default="linear-aligned",
         help="HRIRs between measured azimuths: onset-aligned linear (default) or nearest measured",
     )
     p.add_argument("--format", dest="audio_format", choices=["flac", "wav"], default="flac", help="audio files")
     p.add_argument("--save-sources", action="store_true", help="also write the dry target and interferer images")
+    p.add_argument(
+        "--absent-share", type=float, default=None,
+        help="share of absent-target items, in [0, 0.5]: their query names a clip not in the mixture and no "
+        "word of its sources' captions; expected answer: silence and no direction (default 0; fixed by --benchmark)",
+    )
     p.add_argument(
         "--room", choices=["anechoic", "reverberant"], default=None,
         help="anechoic HRIRs (default) or reverberant shoebox rooms with BRIRs (pyroomacoustics)",
@@ -87,13 +93,14 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if args.benchmark:
         fixed = [flag for flag, value in (("--sources", args.sources), ("--split", args.split),
                                           ("--num", args.num), ("--seed", args.seed),
-                                          ("--room", args.room)) if value is not None]
+                                          ("--room", args.room), ("--absent-share", args.absent_share))
+                 if value is not None]
         if fixed:
             raise LusebenchError(f"--benchmark fixes {', '.join(fixed)}; leave them out")
         config = BENCHMARK_SETS[args.benchmark].config(**common)
     else:
         chosen = {"num_sources": args.sources, "split": args.split, "num_mixtures": args.num, "seed": args.seed,
-                  "room": args.room}
+                  "room": args.room, "absent_share": args.absent_share}
         config = SimulationConfig(**{k: v for k, v in chosen.items() if v is not None}, **common)
     manifest = simulate(config, args.out, workers=args.workers, shard=Shard.parse(args.shard),
                         progress=not args.no_progress, brir_bank=args.brir_bank)
@@ -109,24 +116,32 @@ def _run_simulate(args: argparse.Namespace) -> int:
 def _add_hrtf_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "hrtf",
-        help="describe an HRTF set (SOFA) and plot its ITD and ILD",
-        description="Read a SOFA HRTF set the way simulate does (horizontal ring, resampled), print what it "
-        "holds (directions, taps, rates, identity) and optionally plot its ITD and ILD against azimuth.",
+        help="list the shipped heads, or describe an HRTF set (SOFA) and plot its ITD and ILD",
+        description="Without HEAD, list the heads shipped in the package (name, licence, what was measured, "
+        "ITD/ILD at 90 deg beside MIT KEMAR's). With HEAD, read that set the way simulate does (horizontal "
+        "ring, resampled), print what it holds (directions, taps, rates, identity) and optionally plot its "
+        "ITD and ILD against azimuth.",
     )
-    p.add_argument("path", nargs="?", default="kemar", help="SOFA file, or kemar for the embedded set (default)")
+    p.add_argument("path", nargs="?", default=None, metavar="HEAD",
+                   help="a shipped head's name (kemar, sonicom-1, sonicom-2, fabian, tub-kemar) or a SOFA file; "
+                   "with --plot and no HEAD: kemar")
     p.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate first (default 16000)")
     p.add_argument("--plot", type=Path, metavar="FILE", help="write ITD and ILD against azimuth to FILE (.png/.pdf)")
     p.set_defaults(func=_run_hrtf)
 
 
 def _run_hrtf(args: argparse.Namespace) -> int:
-    from lusebench.simulation.hrtf import describe, load_hrtf, plot_itd_ild
+    from lusebench.simulation.hrtf import beside_kemar, describe, describe_heads, load_hrtf, plot_itd_ild
 
-    hrtf = load_hrtf(args.path, args.sample_rate)
+    if args.path is None and args.plot is None:
+        print(describe_heads(args.sample_rate))
+        return 0
+    hrtf = load_hrtf(args.path or "kemar", args.sample_rate)
     # The plot first: a bad --plot path is then a one-line error with nothing printed before it.
     if args.plot is not None:
         plot_itd_ild(hrtf, args.plot)
     print(describe(hrtf))
+    print(beside_kemar(hrtf))
     if args.plot is not None:
         print(f"plot written to {args.plot}")
     return 0
@@ -219,7 +234,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, help="run folder (default runs/SYSTEM)")
     p.add_argument("--corpus", default=None, help="minicaps (default), audiocaps:ROOT or hf:NAME_OR_PATH")
-    p.add_argument("--hrtf", default=None, help="kemar (default) or a SOFA file")
+    p.add_argument("--hrtf", default=None, help="a shipped head (kemar, the default; see `lusebench hrtf`) or a SOFA "
+                   "file; a comma-separated list (kemar,sonicom-1,fabian) renders each training mixture on one drawn "
+                   "at random, validation on the first")
     p.add_argument("--val-data", type=Path, help="a rendered val folder (default: rendered into OUT/val)")
     p.add_argument("--batch-size", type=int, help="mixtures per step per GPU (paper 32 x 4 GPUs; tiny 4)")
     p.add_argument("--epoch-size", type=int, help="mixtures per epoch (paper preset 20000)")
@@ -298,12 +315,15 @@ submission format (docs/submission-format.md):
   SUBMISSION/
     system.json              {"name": str, "tasks": ["extraction", "localization"] (either or both),
                               "parameters": int or null, "description": str, "link": str,
-                              optional "channels": 1|2 (input channels used), "gcc_phat": bool}
+                              optional "channels": 1|2 (input channels used), "gcc_phat": bool,
+                              "absent_threshold": number (a likelihood row peaking under it: absent)}
     audio/<mixture_id>.flac  extraction: the target's binaural image as it sits in the mixture,
       (or .wav)              2 channels (left, right), the data's sample rate and length, finite,
-                             neither channel all zero; one file per mixture of the manifest
+                             neither channel all zero (silence is allowed, and right, where the
+                             manifest's target_absent is true); one file per mixture of the manifest
     doa.csv                  localization: header "mixture_id,azimuth_deg", one row per mixture;
-                             degrees, 0 = front, 90 = left; wrapped into [0, 360)
+                             degrees, 0 = front, 90 = left; wrapped into [0, 360); an empty
+                             azimuth_deg says the queried sound is absent
     doa_likelihood.npy       localization, instead of (or beside) doa.csv: float array of shape
                              (num_mixtures, 360) in manifest order, bin i = i deg; the argmax is
                              the prediction; doa.csv wins when both are given
@@ -315,10 +335,11 @@ submission format (docs/submission-format.md):
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="check and score a submission, write results.json, items.csv and Figs. 2-4",
+        help="check and score a submission, write results.json, items.csv and Figs. 2-5",
         description="Check a submission against a dataset folder, score every item (SI-SNR(i), SDR(i), "
-        "BSS-eval SDR(i), ITD/ILD error, DoA accuracy/MAE), aggregate with 95% confidence intervals "
-        "and draw Figs. 2-4.",
+        "BSS-eval SDR(i), ITD/ILD error, DoA accuracy/MAE, front-back confusions, the joint "
+        "extract-and-locate score, absent-target figures), aggregate with 95% confidence intervals "
+        "and draw Figs. 2-5.",
         epilog=_SUBMISSION_FORMAT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -327,24 +348,28 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="results folder (default SUBMISSION/results)")
     p.add_argument("--check-only", action="store_true", help="run the checks only; write nothing")
     p.add_argument("--workers", type=int, default=2, help="processes of one thread each (default 2)")
-    p.add_argument("--no-figures", action="store_true", help="skip Figs. 2-4")
+    p.add_argument("--no-figures", action="store_true", help="skip Figs. 2-5")
     p.add_argument("--recipes", type=Path, metavar="FILE", help="score only the mixture ids in FILE (one a line), "
                    "e.g. the recipes two copies of a fixed AudioCaps set both hold: comm -12 A/recipes.txt B/recipes.txt; "
                    "default: every mixture")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_joint_options(p)
     p.set_defaults(func=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from lusebench.benchmark.evaluate import check, evaluate
+    from lusebench.benchmark.tracks import TrackOptions
     from lusebench.leaderboard.render import format_fixed
 
+    tracks = TrackOptions(joint_si_snri_db=args.joint_si_snri_db, joint_doa_deg=args.joint_doa_deg)
     if args.check_only:
         submission = check(args.submission, args.data, workers=args.workers, progress=not args.no_progress)
         print(f"submission {submission.path} passes every check ({', '.join(submission.tasks)})")
         return 0
     results = evaluate(args.submission, args.data, args.out, workers=args.workers, figures=not args.no_figures,
-                       progress=not args.no_progress, recipes=args.recipes)
+                       progress=not args.no_progress, recipes=args.recipes,
+                       tracks=tracks)
     for key, cell in results.summary["metrics"]["overall"].items():
         mean = "-" if cell["mean"] is None else format_fixed(cell["mean"], 2)
         ci = "" if cell["ci95"] is None else f"  95% CI [{format_fixed(cell['ci95_low'], 2)}, {format_fixed(cell['ci95_high'], 2)}]"
@@ -356,6 +381,37 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         print(f"scored {coverage['recipes']:,} of the {coverage['of']:,} recipes of {coverage['recipe_set']}: "
               "compare only with results over the same recipes (same fingerprint)")
     print(f"results written to {results.folder}")
+    return 0
+
+
+def _add_joint_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--joint-si-snri-db", type=float, default=3.0,
+                   help="joint score: smallest SI-SNRi of an extracted target, in [-100, 100] dB (default 3.0)")
+    p.add_argument("--joint-doa-deg", type=float, default=20.0,
+                   help="joint score: largest DoA error of a located target, in (0, 180] deg (default 20.0)")
+
+
+def _add_rescore_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rescore",
+        help="recompute a results folder's track metrics and aggregates from its items.csv (no audio)",
+        description="Recompute the front-back, joint and absent-target columns and every aggregate of results "
+        "folders from their items.csv alone, with other joint thresholds or to bring a schema 1 folder to the "
+        "current schema; rewrites results.json, items.csv and figures/ in place.",
+    )
+    p.add_argument("results", type=Path, nargs="+", help="results folders (or their results.json)")
+    _add_joint_options(p)
+    p.add_argument("--no-figures", action="store_true", help="leave figures/ as it is")
+    p.set_defaults(func=_run_rescore)
+
+
+def _run_rescore(args: argparse.Namespace) -> int:
+    from lusebench.benchmark.evaluate import rescore
+    from lusebench.benchmark.tracks import TrackOptions
+
+    tracks = TrackOptions(joint_si_snri_db=args.joint_si_snri_db, joint_doa_deg=args.joint_doa_deg)
+    for folder in args.results:
+        print(f"re-scored {rescore(folder, tracks, figures=not args.no_figures).folder}")
     return 0
 
 
@@ -478,6 +534,7 @@ _PARSERS = [
     _add_infer_parser,
     _add_replicate_parser,
     _add_evaluate_parser,
+    _add_rescore_parser,
     _add_reference_parser,
     _add_figures_parser,
     _add_leaderboard_parser,

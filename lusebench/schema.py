@@ -172,6 +172,8 @@ class SystemInfo:
         description, link: free text (at most 10,000 characters); "" when not given.
         channels: input channels the system uses (1 or 2).
         gcc_phat: whether it uses GCC-PHAT features; None when not stated.
+        absent_threshold: a ``doa_likelihood.npy`` row whose peak is below it says "target absent";
+            None (the default) never reads a likelihood as absent.
     """
 
     name: str
@@ -181,10 +183,13 @@ class SystemInfo:
     link: str = ""
     channels: int = 2
     gcc_phat: bool | None = None
+    absent_threshold: float | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["tasks"] = list(self.tasks)
+        if self.absent_threshold is None:  # unstated: system.json and results.json stay as before the field
+            del data["absent_threshold"]
         return data
 
 
@@ -205,6 +210,7 @@ def parse_system(block: Mapping[str, Any] | None, where: str, fields: Fields) ->
         "link": fields.take(block, where, "link", text_kind, nullable=True, default="") or "",
         "channels": fields.take(block, where, "channels", "1 or 2", default=2),
         "gcc_phat": fields.take(block, where, "gcc_phat", "a boolean", nullable=True, default=None),
+        "absent_threshold": fields.take(block, where, "absent_threshold", "a finite number", nullable=True, default=None),
     }
     if block is None or len(fields.problems) > before:
         return None
@@ -241,6 +247,8 @@ _INT_RANGES = {
     "index": (0, 2**63 - 1),
     "seed": (0, 2**63 - 1),
 }
+# Columns an absent-target row (target_absent true) leaves null: there is no target to place or write.
+_TARGET_COLUMNS = ("target_azimuth_deg", "angular_separation_deg", "target_path", "target_sha256")
 _FLOAT_RANGES = {
     "target_azimuth_deg": AZIMUTH_RANGE_DEG,
     "angular_separation_deg": (0.0, 180.0),
@@ -267,7 +275,8 @@ def check_manifest(manifest: pd.DataFrame, path: Path, folder: Path) -> pd.DataF
 
     Mixture ids must be plain file names (they name submission files); every ``*_path`` must lie
     inside ``folder``; every ``*_sha256`` must be 64 hex digits; counts and rates must be integers
-    in range (one sample rate for the set), azimuths and separations finite numbers in range.
+    in range (one sample rate for the set), azimuths and separations finite numbers in range, except
+    the target columns of an absent-target row (``target_absent`` true), which may be null.
 
     Returns:
         ``manifest``, unchanged.
@@ -293,6 +302,11 @@ def check_manifest(manifest: pd.DataFrame, path: Path, folder: Path) -> pd.DataF
             shown = json.dumps(manifest[column].iloc[row], default=str)[:60]
             raise LusebenchError(f"{path}: {column} of {ids.iloc[row]} is {shown}; it must be {what}")
 
+    absent = np.zeros(len(manifest), dtype=bool)
+    if "target_absent" in manifest.columns:
+        if not pd.api.types.is_bool_dtype(manifest["target_absent"]):
+            raise LusebenchError(f"{path}: column target_absent holds {manifest['target_absent'].dtype}, not booleans")
+        absent = manifest["target_absent"].to_numpy(dtype=bool)
     for column, (low, high) in _INT_RANGES.items():
         if column not in manifest.columns:
             continue
@@ -307,7 +321,10 @@ def check_manifest(manifest: pd.DataFrame, path: Path, folder: Path) -> pd.DataF
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             raise LusebenchError(f"{path}: column {column} holds {values.dtype}, not numbers")
         numbers = values.to_numpy(dtype=np.float64)
-        first_bad(column, ~(np.isfinite(numbers) & (numbers >= low) & (numbers <= high)), f"a finite number in [{low:g}, {high:g}]")
+        bad = ~(np.isfinite(numbers) & (numbers >= low) & (numbers <= high))
+        if column in _TARGET_COLUMNS:
+            bad &= ~(absent & np.isnan(numbers))
+        first_bad(column, bad, f"a finite number in [{low:g}, {high:g}]")
     if manifest["sample_rate"].nunique() != 1:
         raise LusebenchError(f"{path} mixes sample rates: {sorted(manifest['sample_rate'].unique())}")
     for column in ("split", "caption"):
@@ -318,8 +335,10 @@ def check_manifest(manifest: pd.DataFrame, path: Path, folder: Path) -> pd.DataF
         prefix, required = column[: -len("_path")], column in MANIFEST_COLUMNS
         sha_column = f"{prefix}_sha256"
         digests = manifest[sha_column].tolist() if sha_column in manifest.columns else [None] * len(manifest)
-        for mixture_id, value, digest in zip(ids.tolist(), manifest[column].tolist(), digests):
-            if value is None and not required:
+        for mixture_id, value, digest, no_target in zip(ids.tolist(), manifest[column].tolist(), digests, absent):
+            if (value is None or isinstance(value, float) and math.isnan(value)) and (
+                not required or no_target and column in _TARGET_COLUMNS
+            ):
                 continue
             resolve_inside(folder, value, f"{path}: {column} of {mixture_id}")
             if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):

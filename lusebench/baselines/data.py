@@ -32,7 +32,10 @@ class RenderedSet(Dataset):
         row = self.manifest.iloc[index]
         captions = row.get("captions")
         mixture, rate = read_audio(self.root / row["mixture_path"])
-        target, _ = read_audio(self.root / row["target_path"])
+        if isinstance(row["target_path"], str):
+            target, _ = read_audio(self.root / row["target_path"])
+        else:  # an absent-target item (null path, NaN azimuth): nothing to extract
+            target = np.zeros_like(mixture)
         if rate != self.sample_rate or mixture.shape != (2, self.num_samples):
             raise LusebenchError(f"{row['mixture_path']}: expected 2 x {self.num_samples} samples at {self.sample_rate} Hz")
         return {

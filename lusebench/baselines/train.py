@@ -46,7 +46,7 @@ from lusebench.simulation.audiocaps_sets import is_copy_of
 from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig
 from lusebench.simulation.corpus import open_corpus
 from lusebench.simulation.dynamic import DynamicMixingDataset
-from lusebench.simulation.hrtf import load_hrtf
+from lusebench.simulation.hrtf import load_hrtf, split_heads
 from lusebench.simulation.writer import load_config, simulate
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,9 @@ class TrainConfig:
         grad_clip: max gradient norm.
         num_workers: DataLoader processes per rank (each renders with one thread).
         seed: seeds data, initialisation and dropout.
-        corpus, hrtf: where training and validation mixtures come from.
+        corpus, hrtf: where training and validation mixtures come from; ``hrtf`` may list several heads
+            (``kemar,sonicom-1``): each training mixture is rendered on one drawn at random, the
+            validation set on the first.
         text_encoder: frozen text encoder (``minilm``, ``t5``, ``tiny-t5``); None keeps the preset's.
         text_model: T5 folder or Hugging Face cache id when ``text_encoder`` is ``t5``.
         doa_label: DoA label coding, ``likelihood`` or ``density`` (losses.py).
@@ -335,19 +337,20 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
 def val_simulation_config(config: TrainConfig, sample_rate: int, duration_s: float) -> SimulationConfig:
     """The val set a run renders for itself, at the clip length the model takes: on a user's AudioCaps
     copy the fixed audiocaps-val-Nsrc recipes it covers (the first ``val_mixtures``), else the
-    fixed val-Nsrc seed."""
+    fixed val-Nsrc seed; on the first head of ``config.hrtf`` (a run trained on several selects on the first)."""
+    head = split_heads(config.hrtf)[0]
     audiocaps = f"audiocaps-val-{config.num_sources}src"
     if audiocaps in BENCHMARK_SETS and is_copy_of(config.corpus, audiocaps, "val", config.num_sources):
         fixed = BENCHMARK_SETS[audiocaps]
         return dataclasses.replace(
-            fixed.config(sample_rate=sample_rate, duration_s=duration_s, corpus=config.corpus, hrtf=config.hrtf),
+            fixed.config(sample_rate=sample_rate, duration_s=duration_s, corpus=config.corpus, hrtf=head),
             num_mixtures=min(config.val_mixtures, fixed.num_mixtures),
         )
     benchmark = BENCHMARK_SETS[f"val-{config.num_sources}src"] if config.num_sources in (2, 3) else None
     seed = benchmark.seed if benchmark else 1000 + config.num_sources
     return SimulationConfig(
         num_sources=config.num_sources, split="val", num_mixtures=config.val_mixtures, seed=seed,
-        sample_rate=sample_rate, duration_s=duration_s, corpus=config.corpus, hrtf=config.hrtf,
+        sample_rate=sample_rate, duration_s=duration_s, corpus=config.corpus, hrtf=head,
     )
 
 
@@ -616,7 +619,8 @@ def _train(
     # The loader's workers open the training corpus and HRTF lazily; open them once here, so that a
     # bad --corpus or --hrtf fails before the run folder exists, with --val-data given too.
     open_corpus(config.corpus).split("train")
-    load_hrtf(config.hrtf, sample_rate)
+    for head in split_heads(config.hrtf):
+        load_hrtf(head, sample_rate)
     earlier = [] if resume else _earlier_run(out, force, val_config if val_data is None else None)
     if ddp.world > 1:
         dist.barrier()  # every rank has checked its arguments before rank 0 writes

@@ -22,6 +22,7 @@ ITEM_COLUMN: dict[str, str] = {
     "doa_accuracy_pct": "doa_correct_pct",
     "doa_mae_deg": "doa_error_deg",
     "doa_mae_folded_deg": "doa_error_folded_deg",
+    "doa_mae_resolved_deg": "doa_error_resolved_deg",
 }
 # The item column naming each mixture's target clip, the unit of the by-clip interval.
 CLIP_COLUMN = "target_clip_id"
@@ -147,9 +148,11 @@ def aggregate(items: pd.DataFrame, edges: tuple[float, ...] = SEPARATION_BINS_DE
         edges: separation bin edges in degrees.
     """
     keys = metric_keys(items)
-    bins = separation_bin(items["angular_separation_deg"].to_numpy(), edges)
+    separation = items["angular_separation_deg"].to_numpy(dtype=np.float64)
+    bins = separation_bin(separation, edges)
     by_separation: dict = {"bins_deg": list(edges)}
-    groups = [items[bins == b] for b in range(len(edges) - 1)]
+    # An absent-target item has no target, hence no separation (NaN): it is in no bin.
+    groups = [items[(bins == b) & ~np.isnan(separation)] for b in range(len(edges) - 1)]
     for key in keys:
         by_separation[key] = [_stat(group, key) for group in groups]
     return {

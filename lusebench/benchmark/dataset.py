@@ -40,6 +40,13 @@ class Dataset:
         return self.manifest["mixture_id"].tolist()
 
     @property
+    def absent(self) -> list[bool]:
+        """Per mixture, in manifest order: is its target absent (a set without the column has none)."""
+        if "target_absent" not in self.manifest.columns:
+            return [False] * len(self.manifest)
+        return self.manifest["target_absent"].fillna(False).astype(bool).tolist()
+
+    @property
     def sample_rate(self) -> int:
         return int(self.manifest["sample_rate"].iloc[0])
 
@@ -47,7 +54,8 @@ class Dataset:
         """The ``dataset`` block of results.json."""
         manifest = self.manifest
         conditions = sorted(manifest["condition"].unique())
-        return {
+        absent = sum(self.absent)
+        return ({"num_absent_items": absent} if absent else {}) | {
             "path": str(self.path),
             "fingerprint": self.fingerprint,
             "split": ",".join(sorted(manifest["split"].unique())),

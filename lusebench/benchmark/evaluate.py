@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import multiprocessing
 import os
 import subprocess
@@ -31,11 +32,20 @@ from lusebench.benchmark.metrics import (
     folded_error_deg,
     gcc_phat_itd_s,
     ild_db,
+    level_db,
     sdr_db,
     si_snr_db,
 )
-from lusebench.benchmark.results import FIGURES_DIR, RESULTS_ENTRIES, SCHEMA_VERSION, Results, write_results
+from lusebench.benchmark.results import (
+    FIGURES_DIR,
+    RESULTS_ENTRIES,
+    SCHEMA_VERSION,
+    Results,
+    load_results,
+    write_results,
+)
 from lusebench.benchmark.submission import Problem, Submission, SubmissionError, check_audio, load_submission
+from lusebench.benchmark.tracks import ABSENT_COLUMN, SAID_ABSENT_COLUMN, TrackOptions, add_track_columns
 from lusebench.errors import LusebenchError
 from lusebench.io import read_audio, replace_folder
 
@@ -51,11 +61,15 @@ _Outcome = tuple[str, list[Problem], dict[str, float]]
 
 @dataclass(frozen=True)
 class ItemJob:
-    """Everything one worker needs to check and score one mixture."""
+    """Everything one worker needs to check and score one mixture.
+
+    An absent-target item has no target file (``target_path`` None, ``target_sha256`` "") and a NaN
+    ``target_azimuth_deg``; a NaN ``predicted_azimuth_deg`` is the submission's "absent".
+    """
 
     mixture_id: str
     mixture_path: Path
-    target_path: Path
+    target_path: Path | None
     mixture_sha256: str
     target_sha256: str
     num_samples: int
@@ -64,12 +78,15 @@ class ItemJob:
     predicted_azimuth_deg: float | None
     target_azimuth_deg: float
     score: bool
+    target_absent: bool = False
 
 
 def _extraction_metrics(estimate: np.ndarray, job: ItemJob) -> dict[str, float]:
     # The references are checked against the manifest as they are read: the fingerprint in
     # results.json then describes the bytes scored, not whatever the folder holds now.
     mixture, _ = read_audio(job.mixture_path, max_frames=job.num_samples, sha256=job.mixture_sha256)
+    if job.target_absent:  # no reference: only how loud the answer is beside the mixture
+        return {"absent_level_db": float(level_db(estimate, mixture))}
     target, _ = read_audio(job.target_path, max_frames=job.num_samples, sha256=job.target_sha256)
     signals = np.stack([estimate, mixture]).astype(np.float64)  # (2 = estimate|mixture, ears, time)
     target = target.astype(np.float64)
@@ -87,9 +104,15 @@ def _extraction_metrics(estimate: np.ndarray, job: ItemJob) -> dict[str, float]:
 
 
 def _localization_metrics(job: ItemJob) -> dict[str, float]:
+    said_absent = math.isnan(job.predicted_azimuth_deg)
+    record = {"doa_pred_deg": float(job.predicted_azimuth_deg), SAID_ABSENT_COLUMN: float(said_absent)}
+    if job.target_absent:
+        return record
+    if said_absent:  # a present target said absent is missed, and has no error to average
+        return {**record, "doa_correct_pct": 0.0, "doa_error_deg": math.nan, "doa_error_folded_deg": math.nan}
     error = float(circular_error_deg(job.predicted_azimuth_deg, job.target_azimuth_deg))
     return {
-        "doa_pred_deg": float(job.predicted_azimuth_deg),
+        **record,
         "doa_error_deg": error,
         "doa_error_folded_deg": float(folded_error_deg(job.predicted_azimuth_deg, job.target_azimuth_deg)),
         "doa_correct_pct": 100.0 if error <= DOA_TOLERANCE_DEG else 0.0,
@@ -104,7 +127,8 @@ def score_item(job: ItemJob) -> _Outcome:
     """
     record: dict[str, float] = {}
     if job.estimate_path is not None:
-        estimate, problems = check_audio(job.estimate_path, job.num_samples, job.sample_rate, job.target_sha256)
+        estimate, problems = check_audio(job.estimate_path, job.num_samples, job.sample_rate, job.target_sha256,
+                                         allow_silence=job.target_absent)
         if problems:
             return job.mixture_id, problems, {}
         if job.score:
@@ -155,7 +179,8 @@ def _run_jobs(jobs: list[ItemJob], workers: int, progress: bool) -> list[_Outcom
 def _jobs(submission: Submission, dataset: Dataset, score: bool, scored: set[str] | None = None) -> list[ItemJob]:
     """One job per answered mixture; only those in ``scored`` (all when None) are scored, the others checked."""
     jobs = []
-    for row in dataset.manifest.itertuples(index=False):
+    absent = dataset.absent
+    for row, target_absent in zip(dataset.manifest.itertuples(index=False), absent):
         estimate = submission.audio.get(row.mixture_id)
         azimuth = submission.azimuths_deg.get(row.mixture_id)
         if estimate is None and azimuth is None:
@@ -164,15 +189,16 @@ def _jobs(submission: Submission, dataset: Dataset, score: bool, scored: set[str
             ItemJob(
                 mixture_id=row.mixture_id,
                 mixture_path=dataset.path / row.mixture_path,
-                target_path=dataset.path / row.target_path,
+                target_path=None if target_absent else dataset.path / row.target_path,
                 mixture_sha256=str(row.mixture_sha256),
-                target_sha256=str(row.target_sha256),
+                target_sha256="" if target_absent else str(row.target_sha256),
                 num_samples=int(row.num_samples),
                 sample_rate=int(row.sample_rate),
                 estimate_path=estimate,
                 predicted_azimuth_deg=azimuth,
                 target_azimuth_deg=float(row.target_azimuth_deg),
                 score=score and (scored is None or row.mixture_id in scored),
+                target_absent=bool(target_absent),
             )
         )
     return jobs
@@ -220,6 +246,7 @@ def evaluate(
     figures: bool = True,
     progress: bool = True,
     recipes: Path | None = None,
+    tracks: TrackOptions = TrackOptions(),
 ) -> Results:
     """Check a submission, score every item, aggregate, and write the results folder.
 
@@ -233,6 +260,7 @@ def evaluate(
         recipes: a file of mixture ids (one a line): score only these (e.g. the recipes that two
             copies of a fixed AudioCaps set both hold); the whole submission is still checked, and
             results.json's fingerprint is that of the recipes scored.
+        tracks: thresholds of the joint score (lusebench/benchmark/tracks.py).
 
     Returns:
         The results (results.json content, per-item table, folder).
@@ -253,10 +281,10 @@ def evaluate(
         by_id = {mixture_id: record for mixture_id, _, record in outcomes}
         columns = ["mixture_id", "num_sources", "condition", "angular_separation_deg", "target_azimuth_deg"]
         # The target clip, where the set names it, groups the items for the by-clip interval.
-        columns += [CLIP_COLUMN] if CLIP_COLUMN in dataset.manifest.columns else []
+        columns += [c for c in (CLIP_COLUMN, ABSENT_COLUMN) if c in dataset.manifest.columns]
         items = scored.manifest[columns].copy()
         records = pd.DataFrame([by_id.get(m, {}) for m in items["mixture_id"]], index=items.index)
-        items = pd.concat([items, records], axis=1)
+        items = add_track_columns(pd.concat([items, records], axis=1), tracks)
         summary = {
             "schema_version": SCHEMA_VERSION,
             "lusebench_version": __version__,
@@ -264,6 +292,7 @@ def evaluate(
             "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "dataset": scored.describe(),
             "system": checked.system.to_dict(),
+            "tracks": tracks.to_dict(),
             "metrics": aggregate(items),
         }
         summary["wall_time_s"] = round(time.perf_counter() - started, 3)
@@ -274,3 +303,35 @@ def evaluate(
             draw_figures([results], staging / FIGURES_DIR)
     logger.info("scored %d items of %s in %.1f s -> %s", len(items), checked.system.name, summary["wall_time_s"], out)
     return dataclasses.replace(results, folder=out)
+
+
+def rescore(results: Path, tracks: TrackOptions = TrackOptions(), *, figures: bool = True) -> Results:
+    """Recompute the tracks' columns (tracks.py) and every aggregate of a results folder from its items.csv.
+
+    No audio is read, so this works without the submission or the data: it re-scores a results
+    folder with other joint thresholds, or brings one written before the tracks (schema 1) to the
+    current schema. Metrics that need the audio (SI-SNR, absent-item levels, ...) keep their
+    per-item values; absent-target figures need a table written with them (``said_absent``).
+
+    Args:
+        results: the results folder (or its results.json).
+        tracks: thresholds of the joint score.
+        figures: redraw ``figures/`` (Fig. 5 included).
+
+    Returns:
+        The rewritten results.
+
+    Raises:
+        LusebenchError: the folder or its item table cannot be read.
+    """
+    old = load_results(results)
+    items = add_track_columns(old.items, tracks)
+    summary = {key: value for key, value in old.summary.items() if key not in ("items", "metrics", "tracks")}
+    summary.update(schema_version=SCHEMA_VERSION, tracks=tracks.to_dict(), metrics=aggregate(items))
+    rewritten = write_results(old.folder, summary, items)
+    if figures:
+        from lusebench.benchmark.figures import draw_figures  # matplotlib only when drawing
+
+        draw_figures([rewritten], old.folder / FIGURES_DIR)
+    logger.info("re-scored %d items of %s -> %s", len(items), rewritten.name, old.folder)
+    return rewritten

@@ -1,4 +1,5 @@
-"""The paper's Figs. 2-4 for one or several systems, at one-column width, as PNG and PDF."""
+"""The paper's Figs. 2-4, and a polar view of the estimated azimuths (Fig. 5), for one or several
+systems, at one-column width, as PNG and PDF."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from lusebench.benchmark.metrics import FRONT_BACK_TOLERANCE_DEG, circular_error_deg, front_back_confused
 from lusebench.benchmark.results import Results
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, replace_folder
@@ -99,6 +102,51 @@ def _scatter(results: Sequence[Results], labels: Sequence[str]) -> Figure:
     return figure
 
 
+# Where the chords of the polar view end: the truth on the outer ring, the estimate on the inner one.
+_TRUE_RADIUS, _ESTIMATE_RADIUS = 1.0, 0.45
+
+
+def _polar(results: Sequence[Results], labels: Sequence[str]) -> Figure:
+    """One polar panel per system: a chord from each item's true azimuth (outer ring) to its estimate
+    (inner ring), in the benchmark's convention (0 = front at the top, 90 = left, counter-clockwise).
+
+    A right answer is a radial chord; a front-back confusion crosses the interaural axis (dashed)
+    as the mirror image of a radial chord, drawn in red so it stands out from other errors.
+    """
+    figure = Figure(figsize=(_SIZE_IN[0], _SIZE_IN[0] / len(results) + 0.5))
+    for k, (result, label) in enumerate(zip(results, labels)):
+        axes = figure.add_subplot(1, len(results), k + 1, projection="polar")
+        axes.set_theta_zero_location("N")
+        axes.set_theta_direction(1)
+        items = result.items
+        predicted = items["doa_pred_deg"].to_numpy(dtype=np.float64)
+        truth = items["target_azimuth_deg"].to_numpy(dtype=np.float64)
+        keep = ~np.isnan(predicted) & ~np.isnan(truth)  # absent targets and "absent" answers have no chord
+        predicted, truth = predicted[keep], truth[keep]
+        confused = front_back_confused(predicted, truth)
+        right = circular_error_deg(predicted, truth) <= FRONT_BACK_TOLERANCE_DEG
+        kinds = (
+            (right, "0.55", f"within {FRONT_BACK_TOLERANCE_DEG:g} deg"),
+            (~right & ~confused, "C0", "other errors"),
+            (confused, "C3", "front-back confusions"),
+        )
+        for mask, color, name in kinds:
+            chords = [
+                [(np.radians(t), _TRUE_RADIUS), (np.radians(p), _ESTIMATE_RADIUS)]
+                for t, p in zip(truth[mask], predicted[mask])
+            ]
+            axes.add_collection(LineCollection(chords, colors=color, linewidths=0.4, alpha=0.5,
+                                               label=f"{name} ({int(mask.sum())})"))
+        axes.plot(np.radians([90.0, 270.0]), [_TRUE_RADIUS, _TRUE_RADIUS], "k--", linewidth=0.5)
+        axes.set_ylim(0.0, 1.05)
+        axes.set_yticks([])
+        axes.set_xticks(np.radians([0, 90, 180, 270]), ["front", "left", "back", "right"], fontsize=_FONT_PT - 1)
+        axes.set_title(label, fontsize=_FONT_PT)
+        if k == 0:
+            axes.legend(fontsize=_FONT_PT - 2, frameon=False, loc="upper left", bbox_to_anchor=(-0.45, 1.15))
+    return figure
+
+
 # stem, the item columns a system needs to appear, how to draw it.
 _FIGURES = (
     ("fig2_si_snri_by_separation", ("si_snri_db",),
@@ -106,11 +154,13 @@ _FIGURES = (
     ("fig3_doa_mae_by_separation", ("doa_error_deg",),
      lambda rs, ls: _bars_by_separation(rs, ls, "doa_mae_deg", "DoA MAE (deg)")),
     ("fig4_mae_vs_si_snri", ("si_snri_db", "doa_error_deg"), _scatter),
+    ("fig5_azimuth_polar", ("doa_pred_deg", "target_azimuth_deg"), _polar),
 )
 
 
 def draw_figures(results: Sequence[Results], out: Path, labels: Sequence[str] | None = None) -> list[Path]:
-    """Draw Fig. 2 (SI-SNRi by separation), Fig. 3 (DoA MAE by separation) and Fig. 4 (MAE vs SI-SNRi).
+    """Draw Fig. 2 (SI-SNRi by separation), Fig. 3 (DoA MAE by separation), Fig. 4 (MAE vs SI-SNRi)
+    and Fig. 5 (estimated against true azimuth on a circle, front-back confusions in red).
 
     Each figure overlays the systems that have its metrics; a figure no system can fill is skipped.
 

@@ -7,6 +7,8 @@ float64 and returned as ``(..., channels)``. The evaluator averages the two ears
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 from scipy import fft, linalg
 
@@ -16,11 +18,19 @@ from lusebench.schema import Task
 # oracle finite while no real system comes near it.
 MAX_DB = 100.0
 DOA_TOLERANCE_DEG = 5.0
+# An error past 20 deg whose mirror image is within 20 deg is a front-back confusion: the tolerance
+# of DCASE's location-aware SELD scores, wide enough that a localizer's own spread (the MAE of a good
+# binaural model is 5-15 deg) is not taken for a confusion.
+FRONT_BACK_TOLERANCE_DEG = 20.0
 DOA_BINS = 360
 BSS_FILTER_LENGTH = 512
 # The ITD of a human head stays under ~0.7 ms; searching +-1 ms keeps GCC-PHAT off spurious peaks.
 MAX_ITD_S = 1e-3
 _TINY = 1e-20
+# The output level on an absent-target item is floored at -60 dB re the mixture: far below that an
+# output is inaudible beside the mixture, and an unfloored log would let the mean reward the
+# difference between -80 and -300 dB (a dither's worth of noise against exact zeros).
+ABSENT_FLOOR_DB = -60.0
 _NORM_FLOOR = 1e-6
 
 
@@ -37,7 +47,7 @@ class MetricInfo:
     label: str
     unit: str
     higher_is_better: bool
-    task: Task
+    task: Task | Literal["both"]
     low: float | None = None
     high: float | None = None
     proportion: bool = False
@@ -57,6 +67,14 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("doa_accuracy_pct", "DoA accuracy (+-5 deg)", "%", True, "localization", 0.0, 100.0, True),
         MetricInfo("doa_mae_deg", "DoA MAE", "deg", False, "localization", low=0.0, high=180.0),
         MetricInfo("doa_mae_folded_deg", "DoA MAE, front-back folded", "deg", False, "localization", 0.0, 90.0),
+        MetricInfo("doa_front_back_pct", "Front-back confusions", "%", False, "localization", 0.0, 100.0, True),
+        MetricInfo("doa_mae_resolved_deg", "DoA MAE, confusions resolved", "deg", False, "localization", 0.0, 180.0),
+        MetricInfo("joint_success_pct", "Joint success", "%", True, "both", 0.0, 100.0, True),
+        MetricInfo("si_snri_located_db", "SI-SNRi, located items", "dB", True, "both"),
+        MetricInfo("si_snri_mislocated_db", "SI-SNRi, mislocated items", "dB", True, "both"),
+        MetricInfo("absent_level_db", "Output level on absent items", "dB", False, "extraction", ABSENT_FLOOR_DB, MAX_DB),
+        MetricInfo("absent_detected_pct", "Absent targets detected", "%", True, "localization", 0.0, 100.0, True),
+        MetricInfo("false_absent_pct", "False absent", "%", False, "localization", 0.0, 100.0, True),
     )
 }
 
@@ -238,3 +256,70 @@ def ild_db(signal: np.ndarray) -> np.ndarray:
     """
     energy = np.sum(np.asarray(signal, dtype=np.float64) ** 2, axis=-1)  # (..., 2)
     return _ratio_db(energy[..., 0], energy[..., 1])
+
+
+def front_back_confused(
+    predicted_deg: np.ndarray, true_deg: np.ndarray, tolerance_deg: float = FRONT_BACK_TOLERANCE_DEG
+) -> np.ndarray:
+    """Whether each estimate is a front-back confusion: off by more than ``tolerance_deg``, while its
+    mirror about the interaural axis (``180 - a``) lies within ``tolerance_deg`` of the truth.
+
+    Args:
+        predicted_deg, true_deg: (...) azimuths in degrees, broadcastable.
+        tolerance_deg: the error within which an azimuth counts as right.
+
+    Returns:
+        (...) bool.
+    """
+    predicted_deg = np.asarray(predicted_deg, dtype=np.float64)
+    mirrored = circular_error_deg(180.0 - predicted_deg, true_deg)
+    return (circular_error_deg(predicted_deg, true_deg) > tolerance_deg) & (mirrored <= tolerance_deg)
+
+
+def resolved_error_deg(
+    predicted_deg: np.ndarray, true_deg: np.ndarray, tolerance_deg: float = FRONT_BACK_TOLERANCE_DEG
+) -> np.ndarray:
+    """Circular error after resolving front-back confusions, in [0, 180] degrees.
+
+    A confused estimate (:func:`front_back_confused`) is scored by its mirror image; every other
+    estimate keeps its own error. Unlike :func:`folded_error_deg`, which mirrors whenever that is
+    closer, an estimate 60 deg off stays 60 deg off here: only true confusions are forgiven, as
+    localization studies report the error "after resolving reversals".
+    """
+    predicted_deg = np.asarray(predicted_deg, dtype=np.float64)
+    error = circular_error_deg(predicted_deg, true_deg)
+    mirrored = circular_error_deg(180.0 - predicted_deg, true_deg)
+    return np.where(front_back_confused(predicted_deg, true_deg, tolerance_deg), mirrored, error)
+
+
+def joint_found(
+    si_snri_db: np.ndarray, doa_error_deg: np.ndarray, min_si_snri_db: float, max_doa_error_deg: float
+) -> np.ndarray:
+    """Whether each item's target was both extracted and located: SI-SNRi at least ``min_si_snri_db``
+    and DoA error at most ``max_doa_error_deg``.
+
+    Args:
+        si_snri_db, doa_error_deg: (...) per item, broadcastable.
+
+    Returns:
+        (...) bool; False where either value is NaN.
+    """
+    si_snri_db = np.asarray(si_snri_db, dtype=np.float64)
+    doa_error_deg = np.asarray(doa_error_deg, dtype=np.float64)
+    return (si_snri_db >= min_si_snri_db) & (doa_error_deg <= max_doa_error_deg)
+
+
+def level_db(signal: np.ndarray, reference: np.ndarray, floor_db: float = ABSENT_FLOOR_DB) -> np.ndarray:
+    """Energy of ``signal`` relative to ``reference`` over all channels and samples, in dB.
+
+    Args:
+        signal: (..., channels, time).
+        reference: (..., channels, time), broadcastable.
+        floor_db: the lowest value returned (an all-zero signal scores it exactly).
+
+    Returns:
+        (...) in dB, in [floor_db, MAX_DB].
+    """
+    energy = np.sum(np.asarray(signal, dtype=np.float64) ** 2, axis=(-2, -1))
+    reference_energy = np.sum(np.asarray(reference, dtype=np.float64) ** 2, axis=(-2, -1))
+    return np.maximum(_ratio_db(energy, reference_energy), floor_db)

@@ -33,7 +33,8 @@ _SYSTEMS: dict[str, SystemInfo] = {
     ),
     "oracle": SystemInfo(
         name="reference-oracle", tasks=("extraction", "localization"), parameters=0, gcc_phat=False,
-        description="The reference target image and the true azimuth: the ceiling of every metric.",
+        description="The reference target image and the true azimuth, silence and \"absent\" where the target "
+        "is absent: the ceiling of every metric.",
     ),
     "random": SystemInfo(
         name="reference-random", tasks=("localization",), parameters=0, gcc_phat=False,
@@ -68,14 +69,24 @@ def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0, p
     dataset = load_dataset(data)
     out = Path(out)
     manifest = dataset.manifest
+    absent = dataset.absent
     # Written beside itself and renamed into place whole: a failure (an altered reference on the
     # last row) leaves no partial submission.
     with replace_folder(out, owned=SUBMISSION_ENTRIES) as staging:
         if kind in ("mixture", "oracle"):
             column = "mixture" if kind == "mixture" else "target"
-            rows = zip(manifest["mixture_id"], manifest[f"{column}_path"], manifest[f"{column}_sha256"])
-            for mixture_id, relative, sha256 in tqdm(rows, total=len(manifest), desc=f"writing {kind}", unit="item",
-                                                     disable=not progress):
+            rows = zip(manifest["mixture_id"], manifest[f"{column}_path"], manifest[f"{column}_sha256"], absent,
+                       manifest["num_samples"])
+            for mixture_id, relative, sha256, target_absent, num_samples in tqdm(
+                rows, total=len(manifest), desc=f"writing {kind}", unit="item", disable=not progress
+            ):
+                if kind == "oracle" and target_absent:  # the right answer to a query for a sound not there
+                    silence = np.zeros((2, int(num_samples)))
+                    atomic_write(
+                        staging / AUDIO_DIR / f"{mixture_id}.wav",
+                        lambda tmp, a=silence: sf.write(tmp, a.T, dataset.sample_rate, subtype="PCM_16", format="WAV"),
+                    )
+                    continue
                 source = dataset.path / relative  # inside the folder: the manifest was checked
                 if kind == "mixture":
                     write_bytes(staging / AUDIO_DIR / f"{mixture_id}{source.suffix}", read_regular_file(source, sha256=sha256))
@@ -87,7 +98,7 @@ def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0, p
                     staging / AUDIO_DIR / f"{mixture_id}.wav",
                     lambda tmp, a=audio, r=rate: sf.write(tmp, a.T, r, subtype="DOUBLE", format="WAV"),
                 )
-        if kind == "oracle":
+        if kind == "oracle":  # an absent target's azimuth is NaN: an empty cell, "absent"
             write_doa_csv(staging, dict(zip(manifest["mixture_id"], manifest["target_azimuth_deg"].astype(float))))
         elif kind == "random":
             rng = np.random.default_rng(seed)

@@ -13,7 +13,9 @@ from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, read_regular_file, resolve_inside, write_json
 from lusebench.schema import KINDS, MAX_RESULTS_JSON_BYTES, Fields, load_json, parse_system
 
-SCHEMA_VERSION = 1
+# 2 added the ``tracks`` block (thresholds of the joint score) and the metrics of
+# lusebench/benchmark/tracks.py; version 1 files still load (they lack those keys).
+SCHEMA_VERSION = 2
 RESULTS_FILE = "results.json"
 ITEMS_FILE = "items.csv"
 FIGURES_DIR = "figures"

@@ -4,8 +4,9 @@ A submission is a folder (see docs/submission-format.md)::
 
     system.json            name, tasks, parameters, description, link (+ channels, gcc_phat)
     audio/<mixture_id>.flac|.wav   extraction: the target's binaural image, 2 channels, data rate and length
-    doa.csv                localization: mixture_id, azimuth_deg (wrapped into [0, 360))
-    doa_likelihood.npy     localization, instead of doa.csv: (num_mixtures, 360) in manifest order
+    doa.csv                localization: mixture_id, azimuth_deg (wrapped into [0, 360); empty: target absent)
+    doa_likelihood.npy     localization, instead of doa.csv: (num_mixtures, 360) in manifest order (a row
+                           whose peak is under system.json's ``absent_threshold``: target absent)
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ class Submission:
         system: its ``system.json`` (``None`` only while problems are being collected).
         tasks: the tasks scored.
         audio: the audio file of every mixture that has exactly one (extraction).
-        azimuths_deg: predicted azimuth per mixture id, wrapped into [0, 360) (localization).
+        azimuths_deg: predicted azimuth per mixture id, wrapped into [0, 360), NaN where the
+            submission says the target is absent (localization).
         problems: structural problems found; content problems of audio files come later.
     """
 
@@ -181,7 +183,8 @@ def _read_doa_csv(path: Path, dataset: Dataset, problems: list[Problem]) -> dict
     if payload is None:
         return {}
     try:
-        table = pd.read_csv(io.BytesIO(payload), dtype={"mixture_id": str})
+        # As text, NaN markers kept: an empty azimuth says "absent", while "nan" or "x" is refused.
+        table = pd.read_csv(io.BytesIO(payload), dtype=str, keep_default_na=False)
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
         problems.append(Problem(f"{DOA_CSV} cannot be read", str(error).splitlines()[0]))
         return {}
@@ -190,23 +193,28 @@ def _read_doa_csv(path: Path, dataset: Dataset, problems: list[Problem]) -> dict
         problems.append(Problem(f"{DOA_CSV} must have exactly the columns mixture_id, azimuth_deg", shown))
         return {}
     ids = table["mixture_id"].astype(str)
-    azimuths = pd.to_numeric(table["azimuth_deg"], errors="coerce").to_numpy(dtype=np.float64)
+    text = table["azimuth_deg"].astype(str).str.strip()
+    absent = (text == "").to_numpy()
+    azimuths = pd.to_numeric(text.where(~absent, "0"), errors="coerce").to_numpy(dtype=np.float64)
     known = set(dataset.mixture_ids)
     for mixture_id in sorted(set(ids[ids.duplicated()])):
         problems.append(Problem(f"{DOA_CSV}: mixture id appears more than once", mixture_id))
-    for mixture_id, azimuth in zip(ids, azimuths):
+    for mixture_id, azimuth, said_absent in zip(ids, azimuths, absent):
         if mixture_id not in known:
             problems.append(Problem(f"{DOA_CSV}: unknown mixture id", mixture_id[:80]))
-        elif not math.isfinite(azimuth):
+        elif not said_absent and not math.isfinite(azimuth):
             problems.append(Problem(f"{DOA_CSV}: azimuth_deg is not a finite number", mixture_id))
     present = set(ids)
     for mixture_id in dataset.mixture_ids:
         if mixture_id not in present:
             problems.append(Problem(f"{DOA_CSV}: azimuth missing for mixture id", mixture_id))
-    return dict(zip(ids, wrap_azimuth_deg(azimuths).tolist()))
+    wrapped = wrap_azimuth_deg(np.where(np.isfinite(azimuths), azimuths, 0.0))  # the rest are problems above
+    return dict(zip(ids, np.where(absent, np.nan, wrapped).tolist()))
 
 
-def _read_likelihood(path: Path, dataset: Dataset, problems: list[Problem]) -> dict[str, float]:
+def _read_likelihood(
+    path: Path, dataset: Dataset, problems: list[Problem], absent_threshold: float | None
+) -> dict[str, float]:
     expected = (len(dataset.mixture_ids), DOA_BINS)
     # float64 is the widest dtype accepted; the .npy header is at most a few hundred bytes.
     payload = _read_own_bytes(path, DOA_LIKELIHOOD, _NPY_HEADER_BYTES + 8 * expected[0] * expected[1], problems)
@@ -227,7 +235,10 @@ def _read_likelihood(path: Path, dataset: Dataset, problems: list[Problem]) -> d
     bad_rows = np.flatnonzero(~np.isfinite(likelihood).all(axis=-1))
     for row in bad_rows:
         problems.append(Problem(f"{DOA_LIKELIHOOD}: NaN or Inf in the row of mixture id", dataset.mixture_ids[row]))
-    return dict(zip(dataset.mixture_ids, azimuth_from_likelihood(likelihood).tolist()))
+    azimuths = azimuth_from_likelihood(likelihood)
+    if absent_threshold is not None:
+        azimuths = np.where(likelihood.max(axis=-1) < absent_threshold, np.nan, azimuths)
+    return dict(zip(dataset.mixture_ids, azimuths.tolist()))
 
 
 def _present(file: Path) -> bool:
@@ -270,7 +281,7 @@ def load_submission(path: Path, dataset: Dataset) -> Submission:
             problems.append(Problem(f"neither {DOA_CSV} nor {DOA_LIKELIHOOD} is present although the tasks include localization"))
         # Both may be given; the explicit azimuths of doa.csv win over the likelihood's argmax.
         if has_likelihood:
-            azimuths = _read_likelihood(path, dataset, problems)
+            azimuths = _read_likelihood(path, dataset, problems, system.absent_threshold if system else None)
         if has_csv:
             azimuths = _read_doa_csv(path, dataset, problems)
     return Submission(path, system, tasks, audio, azimuths, tuple(problems))
@@ -282,7 +293,7 @@ def max_audio_bytes(num_samples: int) -> int:
 
 
 def check_audio(
-    file: Path, num_samples: int, sample_rate: int, reference_sha256: str
+    file: Path, num_samples: int, sample_rate: int, reference_sha256: str, allow_silence: bool = False
 ) -> tuple[np.ndarray | None, list[Problem]]:
     """Read one extracted-target file, check it from its header, then decode and check its samples.
 
@@ -290,7 +301,8 @@ def check_audio(
         file: the audio file (a regular file; a symlink is refused).
         num_samples: expected samples per channel; a longer file is refused before decoding.
         sample_rate: expected rate in Hz.
-        reference_sha256: the reference target's checksum: a byte copy of it is refused.
+        reference_sha256: the reference target's checksum: a byte copy of it is refused ("" for none).
+        allow_silence: accept an all-zero channel (the right answer where the target is absent).
 
     Returns:
         ``(audio, problems)``: audio (2, time) float32 when there is no problem, else ``None``.
@@ -300,7 +312,7 @@ def check_audio(
         header = audio_header(payload, file.name)
     except LusebenchError as error:
         return None, [Problem("unreadable audio file", f"{file.name} ({error})")]
-    if hashlib.sha256(payload).hexdigest() == reference_sha256:
+    if reference_sha256 and hashlib.sha256(payload).hexdigest() == reference_sha256:
         return None, [Problem("a byte copy of the data folder's reference target (not an estimate)", file.name)]
     problems = []
     if header.channels != NUM_CHANNELS:
@@ -319,7 +331,7 @@ def check_audio(
         return None, [Problem("wrong length", f"{file.name}: {audio.shape[1]} samples decoded, expected {num_samples}")]
     if not np.isfinite(audio).all():
         problems.append(Problem("NaN or Inf samples", file.name))
-    elif audio.size and (np.max(np.abs(audio), axis=-1) < SILENCE_PEAK).any():
+    elif not allow_silence and audio.size and (np.max(np.abs(audio), axis=-1) < SILENCE_PEAK).any():
         problems.append(Problem("silent audio (a channel is all zero)", file.name))
     return (None if problems else audio), problems
 
@@ -339,6 +351,6 @@ def write_doa_likelihood(path: Path, likelihood: np.ndarray) -> None:
 
 
 def write_doa_csv(path: Path, azimuths_deg: dict[str, float]) -> None:
-    """Write ``doa.csv`` (mixture_id, azimuth_deg) into a submission folder, atomically."""
+    """Write ``doa.csv`` (mixture_id, azimuth_deg) into a submission folder, atomically; NaN (absent) is empty."""
     table = pd.DataFrame({"mixture_id": list(azimuths_deg), "azimuth_deg": list(azimuths_deg.values())})
     atomic_write(Path(path) / DOA_CSV, lambda tmp: table.to_csv(tmp, index=False))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lusebench import __version__
 from lusebench.leaderboard.results import ResultsFile, Stat
-from lusebench.leaderboard.tables import CLIPS_NOTE, COLUMNS, DECIMALS, RANK_RULE, SUBSET_NOTE, Column, Row, Table
+from lusebench.leaderboard.tables import CLIPS_NOTE, DECIMALS, RANK_RULE, SUBSET_NOTE, TRACKS_NOTE, Column, Row, Table
 
 _NOT_APPLICABLE = "-"  # the paper's mark for a task a system does not do
 
@@ -112,11 +112,12 @@ def render_markdown(tables: Sequence[Table], figures: FigureUrls) -> str:
         f"Built by lusebench {__version__}. Tables marked as reported in the paper copy the paper's Table 1;",
         "they were not measured by lusebench and are never ranked with measured rows. Values are mean ± 95% CI;",
         "SDRi is plain SDR; Accuracy is the share of DoA errors within 5 deg.",
+        TRACKS_NOTE,
         f"{RANK_RULE} An interval in brackets is asymmetric: a share's (Wilson) or one cut by the metric's range.",
         CLIPS_NOTE,
     ]
-    headers = ["System", "Tasks", "GCC-PHAT", "Channels"] + [f"{c.label} ({c.unit})" for c in COLUMNS]
     for table in tables:
+        headers = ["System", "Tasks", "GCC-PHAT", "Channels"] + [f"{c.label} ({c.unit})" for c in table.columns]
         lines += ["", f"## {_md_cell(table.title)}", ""]
         if table.reported_in_paper:
             lines += [f"*{_md_cell(table.reported_in_paper)}*", ""]
@@ -124,7 +125,7 @@ def render_markdown(tables: Sequence[Table], figures: FigureUrls) -> str:
             lines += [f"Test set fingerprint `{table.fingerprint}`.", ""]
             lines += [SUBSET_NOTE, ""] if table.coverage else []
         lines.append("| " + " | ".join([_rank_label(table), *headers]) + " |")
-        lines.append("|" + "---:|" + "---|" * 4 + "---:|" * len(COLUMNS))
+        lines.append("|" + "---:|" + "---|" * 4 + "---:|" * len(table.columns))
         for index, row in enumerate(table.rows):
             cells = [
                 str(_rank(table, index, row)),
@@ -133,7 +134,7 @@ def render_markdown(tables: Sequence[Table], figures: FigureUrls) -> str:
                 _gcc_phat_label(row.gcc_phat),
                 str(row.channels),
             ]
-            for column in COLUMNS:
+            for column in table.columns:
                 stat = row.values.get(column.key)
                 text = _NOT_APPLICABLE if stat is None else _stat_text(stat)
                 cells.append(f"**{text}**" if table.is_best(row, column) else text)
@@ -221,7 +222,7 @@ def _html_provenance(row: Row, figures: FigureUrls) -> str:
 
 def _html_table(table: Table, figures: FigureUrls) -> str:
     headers = [(_rank_label(table), "number"), ("System", "text"), ("Tasks", "text"), ("GCC-PHAT", "text")]
-    headers += [("Channels", "number")] + [(f"{c.label} ({c.unit})", "number") for c in COLUMNS]
+    headers += [("Channels", "number")] + [(f"{c.label} ({c.unit})", "number") for c in table.columns]
     headers.append(("Provenance", "text"))
     head = "".join(f'<th data-sort-type="{kind}" scope="col">{_e(label)}</th>' for label, kind in headers)
     body = []
@@ -234,7 +235,7 @@ def _html_table(table: Table, figures: FigureUrls) -> str:
             _td(_gcc_phat_label(row.gcc_phat), "" if row.gcc_phat is None else str(row.gcc_phat).lower()),
             _td(str(row.channels), row.channels, "num"),
         ]
-        for column in COLUMNS:
+        for column in table.columns:
             cells.append(_metric_cell(table, row, column))
         cells.append(_html_provenance(row, figures))
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -282,7 +283,7 @@ Values are mean ± 95% confidence interval; SDRi is plain SDR; Accuracy is the s
 Tables marked <em>reported in the paper</em> copy the LuSeeL paper's Table 1: they were not measured by
 lusebench and are never ranked with measured rows. Systems scored on different test sets are in different
 tables. {_e(RANK_RULE)} An interval in brackets is asymmetric: a share's (Wilson) or one cut by the
-metric's range. {_e(CLIPS_NOTE)} Click a column header to sort; best values are in bold.</p>
+metric's range. {_e(TRACKS_NOTE)} {_e(CLIPS_NOTE)} Click a column header to sort; best values are in bold.</p>
 {sections}
 <script>{_SCRIPT}</script>
 </body>

@@ -1,4 +1,4 @@
-"""Read and check the ``results.json`` files that ``lusebench evaluate`` writes (schema version 1).
+"""Read and check the ``results.json`` files that ``lusebench evaluate`` writes (schema versions 1 and 2).
 
 The leaderboard trusts nothing it reads: every field it shows is type-checked here, and every
 problem in a file is reported in one line before the file is rejected.
@@ -16,19 +16,32 @@ from pathlib import Path
 from typing import Any
 
 from lusebench import __version__
+from lusebench.benchmark.metrics import METRICS
 from lusebench.benchmark.results import FIGURES_DIR
 from lusebench.errors import LusebenchError
 from lusebench.schema import MAX_RESULTS_JSON_BYTES, TASKS, Fields, SystemInfo, load_json, parse_system
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2 only added keys (lusebench/benchmark/tracks.py): a version 1 file reads as one without them.
+SCHEMA_VERSIONS = (1, 2)
 RESULTS_FILENAME = "results.json"
 # The columns of the paper's Table 1 that each task must fill; other metric keys are ignored here.
 TASK_METRICS: Mapping[str, tuple[str, ...]] = {
     "extraction": ("si_snri_db", "sdri_db"),
     "localization": ("doa_accuracy_pct", "doa_mae_deg"),
 }
+# The tracks' columns (docs/submission-format.md), read where a file has them: older files, one-task
+# systems and sets without absent-target items lack some, and their cells stay empty.
+TRACK_METRICS: tuple[str, ...] = (
+    "joint_success_pct",
+    "doa_front_back_pct",
+    "doa_mae_resolved_deg",
+    "absent_level_db",
+    "absent_detected_pct",
+    "false_absent_pct",
+)
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
@@ -126,6 +139,12 @@ class _Fields(Fields):
                     clips_low=clips_low, clips_high=clips_high, clips=clips)
 
 
+def _covers(tasks: tuple[str, ...], key: str) -> bool:
+    """Whether a system of ``tasks`` can have the metric ``key`` (a joint metric needs both tasks)."""
+    task = METRICS[key].task
+    return set(TASKS) <= set(tasks) if task == "both" else task in tasks
+
+
 def _parse_utc(text: str | None, fields: _Fields) -> datetime | None:
     if text is None:
         return None
@@ -139,7 +158,7 @@ def _parse_utc(text: str | None, fields: _Fields) -> datetime | None:
 
 
 def parse_results(data: Any, path: Path) -> ResultsFile:
-    """Check the decoded JSON of one results file against schema version 1.
+    """Check the decoded JSON of one results file against schema version 1 or 2.
 
     Args:
         data: the decoded JSON document.
@@ -152,11 +171,11 @@ def parse_results(data: Any, path: Path) -> ResultsFile:
     if not isinstance(data, dict):
         raise LusebenchError(f"malformed results file {path}: the top level should be a JSON object")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in SCHEMA_VERSIONS:
         shown = "no schema_version" if "schema_version" not in data else f"schema_version {json.dumps(version)}"
         raise LusebenchError(
             f"unknown results format in {path}: {shown} (lusebench {__version__} reads schema_version "
-            f"{SCHEMA_VERSION}; upgrade lusebench or re-run `lusebench evaluate`)"
+            f"{' and '.join(map(str, SCHEMA_VERSIONS))}; upgrade lusebench or re-run `lusebench evaluate`)"
         )
     fields = _Fields()
     lusebench_version = fields.take(data, "results", "lusebench_version", "a non-empty string")
@@ -204,6 +223,7 @@ def parse_results(data: Any, path: Path) -> ResultsFile:
             fields.problems.append(f"{where} should be an object")
             continue
         stats = {key: fields.stat(block, where, key) for key in metric_keys}
+        stats.update({key: fields.stat(block, where, key) for key in TRACK_METRICS if key in block and _covers(tasks, key)})
         metrics[count] = {key: stat for key, stat in stats.items() if stat is not None}
 
     if fields.problems:

@@ -66,6 +66,9 @@ class SimulationConfig:
     # "audiocaps-test-2src": the set's recipes are the table's first num_mixtures rows that the
     # corpus (a user's AudioCaps copy) covers, not drawn from the seed.
     recipes: str = ""
+    # Share of absent-target items (recipe.py): exactly round(share * num_mixtures) of them. 0 leaves
+    # the set, its config.json and its fingerprint as they were before the field existed.
+    absent_share: float = 0.0
 
     def __post_init__(self) -> None:
         _check_field_types(self)
@@ -96,6 +99,12 @@ class SimulationConfig:
             if not self.corpus.startswith("audiocaps:"):
                 raise LusebenchError(f"{self.recipes} renders from your AudioCaps copy: add --corpus audiocaps:ROOT "
                                      "(the folder of test.csv/val.csv and the audio)")
+        if not 0.0 <= self.absent_share <= 0.5:
+            raise LusebenchError(f"--absent-share must lie in [0, 0.5], got {self.absent_share}")
+        if self.absent_share > 0.0 and self.save_sources:
+            raise LusebenchError("--save-sources does not support absent-target items yet: use --absent-share 0")
+        if self.absent_share > 0.0 and self.recipes:
+            raise LusebenchError(f"{self.recipes} is a fixed recipe table: it holds no absent-target items (--absent-share 0)")
 
     @property
     def room_ranges(self) -> RoomRanges:
@@ -121,7 +130,7 @@ class SimulationConfig:
 
         Leaving them out keeps the config.json of an anechoic set byte-identical to the one
         written before rooms existed; readers take a missing ``room`` as ``anechoic``. ``recipes``
-        is left out when empty, for the same reason.
+        is left out when empty, for the same reason, and so is a share of absent-target items of 0.
         """
         data = dataclasses.asdict(self)
         if self.room == "anechoic":
@@ -129,6 +138,8 @@ class SimulationConfig:
                 del data[name]
         if not self.recipes:
             del data["recipes"]
+        if self.absent_share == 0.0:
+            del data["absent_share"]
         return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
 
     @classmethod
@@ -182,6 +193,8 @@ class BenchmarkSet:
     room: Room = "anechoic"
     # The shipped recipe table (audiocaps_sets.py), for the sets rendered from a user's AudioCaps copy.
     recipes: str = ""
+    # The share of absent-target items; the sets below predate them and keep 0 (their fingerprints).
+    absent_share: float = 0.0
 
     def config(self, **overrides: Any) -> SimulationConfig:
         return SimulationConfig(
@@ -191,6 +204,7 @@ class BenchmarkSet:
             seed=self.seed,
             room=self.room,
             recipes=self.recipes,
+            absent_share=self.absent_share,
             **overrides,
         )
 

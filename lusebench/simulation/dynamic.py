@@ -9,6 +9,10 @@ With ``config.room == "reverberant"`` each mixture is also placed in a room (roo
 BRIRs come from the shared BRIR bank, so a mixture seen again (the same epoch and index, on
 any machine that shares the bank folder) costs a render, not a room simulation.
 
+With several heads (``config.hrtf`` a comma-separated list, e.g. ``kemar,sonicom-1,fabian``) each
+mixture is rendered on one of them, drawn uniformly from its own stream (``[seed, split_code,
+epoch, i, 1]``): the recipe's draws are those of a one-head run, only the head differs.
+
 With ``query_pairs`` each mixture is served twice in a row, items ``2k`` and ``2k + 1``: once
 asking for its target, once for its first interferer (its caption, image and azimuth). A batch
 then holds the same mixtures under two queries, and ignoring the query costs the model twice.
@@ -26,7 +30,7 @@ from lusebench.allocator import retain_freed_memory
 from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.corpus import Corpus, open_corpus
-from lusebench.simulation.hrtf import load_hrtf
+from lusebench.simulation.hrtf import load_hrtf, split_heads
 from lusebench.simulation.recipe import draw_recipe
 from lusebench.simulation.render import Renderer
 
@@ -56,7 +60,8 @@ class DynamicMixingDataset(Dataset):
         self.brir_bank = brir_bank
         self.query_pairs = query_pairs
         self._corpus = corpus
-        self._renderer: Renderer | None = None
+        self.heads = split_heads(config.hrtf)  # every head checked now, in the main process
+        self._renderers: dict[str, Renderer] = {}
         self._bank: BrirBank | None = None
         # The pair's second item comes right after the first, in the same worker: render once.
         self._last: tuple[tuple[int, int], Any, Any] | None = None
@@ -69,27 +74,33 @@ class DynamicMixingDataset(Dataset):
     def __len__(self) -> int:
         return self.config.num_mixtures
 
-    def _inputs(self) -> tuple[Corpus, Renderer]:
+    def _inputs(self, head: str) -> tuple[Corpus, Renderer]:
         # Opened lazily so that each DataLoader worker builds its own after the fork/spawn.
         if self._corpus is None:
             # A YouTube copy of AudioCaps always lacks some clips: train on those it holds (logged).
             self._corpus = open_corpus(self.config.corpus, skip_missing=True)
-        if self._renderer is None:
+        if head not in self._renderers:
             retain_freed_memory()
-            self._renderer = Renderer(load_hrtf(self.config.hrtf, self.config.sample_rate), self.config.interpolation)
+            self._renderers[head] = Renderer(load_hrtf(head, self.config.sample_rate), self.config.interpolation)
         if self._bank is None:
             self._bank = open_bank(self.config, self.brir_bank)
-        return self._corpus, self._renderer
+        return self._corpus, self._renderers[head]
+
+    def head(self, key: list[int]) -> str:
+        """The head mixture ``key`` is rendered on: the only one, or one drawn from its own stream."""
+        if len(self.heads) == 1:
+            return self.heads[0]
+        return self.heads[int(np.random.default_rng([*key, 1]).integers(len(self.heads)))]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):
             raise IndexError(index)
-        corpus, renderer = self._inputs()
         mixture, query = divmod(index, 2) if self.query_pairs else (index, 0)
         if self._last is not None and self._last[0] == (self.epoch, mixture):
             recipe, rendered = self._last[1], self._last[2]
         else:
             key = [self.config.seed, self.config.split_code, self.epoch, mixture]
+            corpus, renderer = self._inputs(self.head(key))
             recipe, rendered = draw_recipe(
                 corpus, corpus.split(self.config.split), self.config, key, renderer, mixture, self._bank
             )
@@ -109,7 +120,7 @@ class DynamicMixingDataset(Dataset):
         # Workers re-open the corpus and HRTF themselves rather than unpickling decoders and caches.
         state = dict(self.__dict__)
         state["_corpus"] = None
-        state["_renderer"] = None
+        state["_renderers"] = {}
         state["_bank"] = None
         state["_last"] = None
         return state

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +23,11 @@ from scipy.signal import resample_poly
 
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, open_regular, sha256_file
+from lusebench.simulation.heads import HEADS
 
 log = logging.getLogger(__name__)
 
-KEMAR_FILE = "MIT_KEMAR_normal_pinna.sofa"
+KEMAR_FILE = HEADS["kemar"].file
 # Above the highest rate of common audio hardware a "rate" is a typo, and would allocate
 # resampling filters of its length (100 GHz asked for 149 GiB before this bound).
 MAX_SAMPLE_RATE = 192_000
@@ -45,12 +45,45 @@ _ONSET_THRESHOLD = 0.1
 
 def kemar_path() -> Path:
     """Path of the MIT KEMAR SOFA file shipped in the package."""
-    return Path(str(resources.files("lusebench").joinpath("assets", "hrtf", KEMAR_FILE)))
+    return HEADS["kemar"].path
 
 
 def resolve_hrtf_path(spec: str) -> Path:
-    """``kemar`` -> the embedded file; anything else is a path to a SOFA file."""
-    return kemar_path() if spec == "kemar" else Path(spec)
+    """A shipped head's name (``kemar``, ``sonicom-1``, ...; heads.py) -> its file; a path -> itself.
+
+    Raises:
+        LusebenchError: ``spec`` names no shipped head and is not a path either (no folder, no suffix).
+    """
+    if spec in HEADS:
+        return HEADS[spec].path
+    path = Path(spec)
+    if not path.suffix and len(path.parts) == 1 and not path.exists():
+        raise LusebenchError(f"unknown head {spec!r}: use one of {', '.join(HEADS)} or a path to a SOFA file")
+    return path
+
+
+def split_heads(spec: str) -> tuple[str, ...]:
+    """The heads of a comma-separated list (``kemar,sonicom-1``), each resolvable, none repeated.
+
+    Dynamic mixing draws one of them per mixture; a rendered set takes a list of one.
+
+    Raises:
+        LusebenchError: an empty entry, a repeated one, an unknown name or a missing file.
+    """
+    heads = tuple(part.strip() for part in str(spec).split(","))
+    if any(not head for head in heads) or len(set(heads)) != len(heads):
+        raise LusebenchError(f"--hrtf {spec!r}: give heads as a comma-separated list without blanks or repeats")
+    for head in heads:
+        if not resolve_hrtf_path(head).exists():  # load_hrtf refuses what is not a regular file
+            raise LusebenchError(f"HRTF file not found: {head}")
+    return heads
+
+
+def _check_shipped(spec: str, digest: str) -> None:
+    """A shipped head's file must be the one its checksum names (a set's fingerprint relies on it)."""
+    head = HEADS.get(spec)
+    if head is not None and digest != head.sha256:
+        raise LusebenchError(f"the shipped head {spec!r} ({head.path}) is damaged: sha256 {digest[:12]}..., expected {head.sha256[:12]}...")
 
 
 @dataclass(frozen=True)
@@ -130,7 +163,7 @@ class SofaHrirs:
 
 
 def read_sofa(spec: str | Path) -> SofaHrirs:
-    """Read a SOFA file (``SimpleFreeFieldHRIR``): ``kemar`` for the embedded set, or a path.
+    """Read a SOFA file (``SimpleFreeFieldHRIR``): a shipped head's name (heads.py), or a path.
 
     Raises:
         LusebenchError: when the file is missing, unreadable or not a binaural HRIR set.
@@ -188,7 +221,7 @@ def load_hrtf(spec: str | Path, sample_rate: int, sofa: SofaHrirs | None = None)
     """Read a SOFA file (``SimpleFreeFieldHRIR``) and keep its horizontal ring at ``sample_rate``.
 
     Args:
-        spec: ``kemar`` for the embedded MIT KEMAR set, or a path to any SOFA file.
+        spec: a shipped head's name (``kemar``, the default MIT KEMAR; heads.py), or a path to any SOFA file.
         sample_rate: target rate in Hz; the HRIRs are resampled (polyphase, zero-phase).
         sofa: the file already read with :func:`read_sofa`, to read it once.
 
@@ -212,6 +245,7 @@ def load_hrtf(spec: str | Path, sample_rate: int, sofa: SofaHrirs | None = None)
         raise LusebenchError(f"SOFA file {path} has {len(ring)} distinct directions near 0 deg elevation; need at least 4")
     hrirs = resample_hrirs(sofa.hrirs[ring], sofa.sample_rate, sample_rate)  # (M, 2, N)
     digest = sha256_file(path)
+    _check_shipped(str(spec), digest)
     log.debug("HRTF %s: %d horizontal directions, %d taps at %d Hz", path.name, len(ring), hrirs.shape[-1], sample_rate)
     return HrtfSet(
         azimuths_deg=azimuths,
@@ -254,6 +288,34 @@ def describe(hrtf: HrtfSet) -> str:
     for azimuth in (0.0, 90.0, 180.0, 270.0):
         i = hrtf.nearest(azimuth)
         lines.append(f"  {hrtf.azimuths_deg[i]:7.1f}   {itd[i] * 1e6:22.0f}   {ild[i]:25.1f}")
+    return "\n".join(lines)
+
+
+def cues_at_deg(hrtf: HrtfSet, azimuth_deg: float = 90.0) -> tuple[float, float]:
+    """(ITD in us, ILD in dB) of the measured direction nearest ``azimuth_deg``: 90 is the left side,
+    where heads differ most in both."""
+    itd, ild = itd_ild(hrtf)
+    i = hrtf.nearest(azimuth_deg)
+    return float(itd[i] * 1e6), float(ild[i])
+
+
+def beside_kemar(hrtf: HrtfSet) -> str:
+    """One line: ``hrtf``'s ITD and ILD at 90 deg beside MIT KEMAR's at the same rate."""
+    itd, ild = cues_at_deg(hrtf)
+    kemar_itd, kemar_ild = cues_at_deg(load_hrtf("kemar", hrtf.sample_rate))
+    return f"  at 90 deg (left): ITD {itd:.0f} us, ILD {ild:.1f} dB; MIT KEMAR: ITD {kemar_itd:.0f} us, ILD {kemar_ild:.1f} dB"
+
+
+def describe_heads(sample_rate: int) -> str:
+    """Every shipped head (heads.py): name, licence, what it is, and its cues at 90 deg beside KEMAR's."""
+    lines = [f"shipped heads (--hrtf NAME), cues at {sample_rate} Hz:"]
+    for head in HEADS.values():
+        hrtf = load_hrtf(head.name, sample_rate)
+        lines += [
+            f"{head.name}: {head.description}",
+            f"  licence: {head.licence} (lusebench/assets/hrtf/{head.licence_file}); file {head.file}, sha256 {head.sha256[:12]}",
+            beside_kemar(hrtf),
+        ]
     return "\n".join(lines)
 
 

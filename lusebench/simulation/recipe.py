@@ -10,11 +10,18 @@ whole at an onset drawn uniformly, silence around them.
 
 The reverberant condition draws a room after all of the above (rooms.py): the same rng key
 gives the same clips, SNRs and azimuths in both conditions, and anechoic recipes are unchanged.
+
+An absent-target item is drawn as a present one, then asked for a clip that is not in it: after
+every other draw, a query clip whose captions share no content word with any caption of the
+mixture's sources (a proxy for "another category", since the corpora carry no categories: "a
+steam train whistles" and "a steam locomotive" share "steam"). The mixture is the present-target
+item's mixture; only the query differs.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -39,6 +46,13 @@ _EXCERPT_TRIES = 8
 _REJECTION_TRIES = 32
 # The fourth word of a fixed recipe's room rng key: a stream no drawn set's three-word key meets.
 ROOM_STREAM = 1
+# Words that say nothing about what sounds: an absent query may share these with the mixture's captions.
+_STOP_WORDS = frozenset(
+    "a an the of in on at to and or with by from into onto over under while as is are be being it its this that "
+    "then there their some someone something one two three several other another up down out off away through "
+    "near far distance distant background foreground loud loudly softly quiet quietly briefly repeatedly "
+    "continuously once twice again before after sound sounds play plays playing".split()
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,10 @@ class Recipe:
     wall_absorption: float = 0.0
     image_order: int = 0
     drr_db: tuple[float, ...] = ()
+    # An absent-target item: ``caption`` describes ``query_clip_id``, a clip not in the mixture; every
+    # clip of ``clip_ids`` is a source, none of them the target.
+    target_absent: bool = False
+    query_clip_id: str = ""
 
     @property
     def num_sources(self) -> int:
@@ -121,6 +139,55 @@ def _compatible(clip: Clip, chosen: Sequence[Clip]) -> bool:
     return all(clip.clip_id != c.clip_id and not set(clip.captions) & set(c.captions) for c in chosen)
 
 
+def caption_words(caption: str) -> frozenset[str]:
+    """The content words of a caption, lower-case, without a plural or -ing/-ed ending."""
+    words = set()
+    for word in re.findall(r"[a-z]+", caption.lower()):
+        if word in _STOP_WORDS:
+            continue
+        for suffix in ("ing", "ed", "es", "s"):
+            # A stem of three letters at least, and "hiss" is no plural.
+            if len(word) > len(suffix) + 2 and word.endswith(suffix) and not word.endswith("ss"):
+                word = word[: -len(suffix)]
+                break
+        words.add(word)
+    return frozenset(words)
+
+
+def _unrelated(clip: Clip, chosen: Sequence[Clip]) -> bool:
+    """Whether ``clip`` is none of ``chosen`` and no caption of it shares a content word with theirs."""
+    taken = frozenset().union(*(caption_words(c) for other in chosen for c in other.captions))
+    return all(clip.clip_id != other.clip_id for other in chosen) and not any(
+        caption_words(c) & taken for c in clip.captions
+    )
+
+
+def _draw_absent_query(
+    clips: Sequence[Clip], chosen: Sequence[Clip], rng: np.random.Generator, corpus: str, config: SimulationConfig
+) -> Clip:
+    """A clip unrelated to every source of the mixture (:func:`_unrelated`), uniformly among them."""
+    candidates = [clip for clip in clips if _unrelated(clip, chosen)]
+    if not candidates:
+        raise LusebenchError(
+            f"split {config.split!r} of corpus {corpus} has no clip whose captions share no word with a "
+            f"{config.num_sources}-source mixture's: it cannot hold absent-target items"
+        )
+    return candidates[int(rng.integers(len(candidates)))]
+
+
+def absent_indices(num_mixtures: int, absent_share: float, seed: int, split_code: int) -> frozenset[int]:
+    """The indices of a set's absent-target items: exactly ``round(share * num_mixtures)`` of them.
+
+    Drawn from their own stream (``[seed, split_code, num_mixtures, 1]``, a key no mixture uses),
+    so the share is exact, any mixture still re-renders alone, and a set of share 0 draws nothing.
+    """
+    count = int(round(absent_share * num_mixtures))
+    if count == 0:
+        return frozenset()
+    rng = np.random.default_rng([seed, split_code, num_mixtures, 1])
+    return frozenset(int(i) for i in rng.choice(num_mixtures, size=count, replace=False))
+
+
 def _draw_interferer(
     clips: Sequence[Clip], chosen: Sequence[Clip], rng: np.random.Generator, corpus: str, config: SimulationConfig
 ) -> Clip:
@@ -147,6 +214,7 @@ def draw_recipe(
     renderer: Renderer,
     index: int,
     bank: BrirBank | None = None,
+    absent: bool = False,
 ) -> tuple[Recipe, RenderedMixture]:
     """Draw one mixture from ``np.random.default_rng(rng_key)`` and render it.
 
@@ -158,6 +226,8 @@ def draw_recipe(
         renderer: the HRTF renderer at ``config.sample_rate``.
         index: the mixture's position in its set (names it).
         bank: where the BRIRs come from; required when ``config.room`` is ``reverberant``.
+        absent: draw an absent-target item: the same mixture, queried for an unrelated clip
+            (the rendered ``target`` is then the first source's image, no reference).
 
     Returns:
         The recipe and the rendered signals (already scaled by the recipe's ``mixture_gain``).
@@ -188,6 +258,14 @@ def draw_recipe(
     snr = [0.0] + [float(rng.uniform(low, high)) for _ in chosen[1:]]
     azimuths = [float(rng.uniform(0.0, 360.0)) for _ in chosen]
     room_fields, brirs = _draw_room(rng, azimuths, config, bank) if config.room == "reverberant" else ({}, None)
+    query = {}
+    if absent:  # last, so that the mixture is the one a present-target item of this key holds
+        query_clip = _draw_absent_query(clips, chosen, rng, corpus.name, config)
+        query = dict(
+            caption=query_clip.captions[int(rng.integers(len(query_clip.captions)))],
+            target_absent=True,
+            query_clip_id=query_clip.clip_id,
+        )
     recipe = Recipe(
         mixture_id=mixture_id(config.split, config.num_sources, index),
         split=config.split,
@@ -209,6 +287,7 @@ def draw_recipe(
         hrtf_interpolation=renderer.interpolation,
         **room_fields,
     )
+    recipe = replace(recipe, **query)
     return _finish(recipe, np.stack(dry), renderer, brirs)
 
 

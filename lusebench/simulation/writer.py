@@ -49,8 +49,9 @@ from lusebench.simulation.audiocaps_sets import FixedSet, open_fixed_set
 from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SCHEMA_VERSION, SimulationConfig
 from lusebench.simulation.corpus import Corpus, distinct_captions, open_corpus
+from lusebench.simulation.heads import HEADS
 from lusebench.simulation.hrtf import load_hrtf
-from lusebench.simulation.recipe import Recipe, draw_recipe, fixed_recipe, mixture_id, recipe_brir_specs
+from lusebench.simulation.recipe import Recipe, absent_indices, draw_recipe, fixed_recipe, mixture_id, recipe_brir_specs
 from lusebench.simulation.render import RenderedMixture, Renderer
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,9 @@ FIXED_SET_FIELDS = [
     pa.field("recipe_set", pa.string()), pa.field("recipe_set_sha256", pa.string()),
     pa.field("recipe_set_size", pa.int64()), pa.field("audiocap_ids", _STRINGS),
 ]
+# Columns a manifest holds only where the set has absent-target items, so that the manifests (and
+# fingerprints) of sets without them stay as they were.
+_ABSENT_COLUMNS = {"target_absent": pa.bool_(), "query_clip_id": pa.string()}
 _LIST_FIELDS = {
     "clip_ids", "captions", "clip_offsets_s", "onsets_s", "azimuths_deg", "snr_db", "gains", "room_dims_m",
     "listener_position_m", "distances_m", "drr_db",
@@ -121,6 +125,11 @@ def _rng_key(config: SimulationConfig, index: int) -> list[int]:
     return [config.seed, config.split_code, index]
 
 
+def set_absent_indices(config: SimulationConfig) -> frozenset[int]:
+    """The indices of the set's absent-target items."""
+    return absent_indices(config.num_mixtures, config.absent_share, config.seed, config.split_code)
+
+
 def max_distinct_mixtures(num_captions: int, num_sources: int) -> int:
     """Distinct (target caption, interferer caption set) pairs that ``num_captions`` captions allow."""
     if num_captions < num_sources:
@@ -132,6 +141,8 @@ Inputs = tuple[Corpus, Renderer, BrirBank | None, FixedSet | None]
 
 
 def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None) -> Inputs:
+    if "," in config.hrtf:
+        raise LusebenchError(f"--hrtf {config.hrtf!r}: a rendered set takes one head; a list is for train-baseline's dynamic mixing")
     hrtf = load_hrtf(config.hrtf, config.sample_rate)
     if config.recipes:
         fixed = open_fixed_set(config.recipes, config.split, config.num_sources, config.num_mixtures, config.corpus,
@@ -169,12 +180,11 @@ def recipe_from_row(row: dict[str, Any]) -> Recipe:
 
 
 def _signals(config: SimulationConfig, recipe: Recipe, rendered: RenderedMixture) -> dict[str, tuple[str, np.ndarray]]:
-    """Column prefix -> (relative path, samples) of every file of one mixture."""
+    """Column prefix -> (relative path, samples) of every file of one mixture (no target when it is absent)."""
     ext = config.audio_format
-    signals = {
-        "mixture": (f"audio/mixture/{recipe.mixture_id}.{ext}", rendered.mixture),
-        "target": (f"audio/target/{recipe.mixture_id}.{ext}", rendered.target),
-    }
+    signals = {"mixture": (f"audio/mixture/{recipe.mixture_id}.{ext}", rendered.mixture)}
+    if not recipe.target_absent:
+        signals["target"] = (f"audio/target/{recipe.mixture_id}.{ext}", rendered.target)
     if config.save_sources:
         signals["dry"] = (f"audio/dry/{recipe.mixture_id}.{ext}", rendered.dry_target)
         for k, image in enumerate(rendered.interferers, start=1):
@@ -182,8 +192,16 @@ def _signals(config: SimulationConfig, recipe: Recipe, rendered: RenderedMixture
     return signals
 
 
-def _row(recipe: Recipe, assets: dict[str, Any], checksums: dict[str, tuple[str, str]]) -> dict[str, Any]:
+def _row(
+    recipe: Recipe, assets: dict[str, Any], checksums: dict[str, tuple[str, str]], absent_columns: bool = False
+) -> dict[str, Any]:
+    """One manifest row. An absent-target row names its query clip as ``target_clip_id`` and has no
+    target azimuth, separation or target file (null); ``absent_columns`` adds ``target_absent`` and
+    ``query_clip_id`` (every row of a set with absent items has them)."""
     row: dict[str, Any] = {field.name: getattr(recipe, field.name) for field in fields(Recipe)}
+    if not absent_columns:
+        del row["target_absent"], row["query_clip_id"]
+    absent = recipe.target_absent
     # Tuples become lists; an empty tuple is a field that does not apply to this row (null).
     row = {key: (list(value) or None) if isinstance(value, tuple) else value for key, value in row.items()}
     if row["source_positions_m"] is not None:
@@ -191,9 +209,9 @@ def _row(recipe: Recipe, assets: dict[str, Any], checksums: dict[str, tuple[str,
     row.update(
         num_sources=recipe.num_sources,
         duration_s=recipe.num_samples / recipe.sample_rate,
-        target_clip_id=recipe.clip_ids[0],
-        target_azimuth_deg=recipe.azimuths_deg[0],
-        angular_separation_deg=recipe.angular_separation_deg,
+        target_clip_id=recipe.query_clip_id if absent else recipe.clip_ids[0],
+        target_azimuth_deg=None if absent else recipe.azimuths_deg[0],
+        angular_separation_deg=None if absent else recipe.angular_separation_deg,
         protocol_version=PROTOCOL_VERSION,
         schema_version=SCHEMA_VERSION,
         lusebench_version=__version__,
@@ -227,6 +245,7 @@ def _init_worker(config: SimulationConfig, out: str, brir_bank: str | None, inpu
     _STATE.update(
         config=config, out=Path(out), corpus=corpus, renderer=renderer, bank=bank, clips=corpus.split(config.split),
         fixed=fixed,
+        absent=set_absent_indices(config),
     )
 
 
@@ -271,12 +290,14 @@ def _mixture_id(config: SimulationConfig, fixed: FixedSet | None, index: int) ->
 
 
 def _draw(
-    config: SimulationConfig, inputs: Inputs, clips: list, index: int
+    config: SimulationConfig, inputs: Inputs, clips: list, index: int, absent: frozenset[int] = frozenset()
 ) -> tuple[Recipe, RenderedMixture, dict[str, Any]]:
-    """Mixture ``index``: drawn from its rng key, or a fixed set's recipe; plus the row fields it adds."""
+    """Mixture ``index``: drawn from its rng key (an absent-target item where ``absent`` holds it), or a
+    fixed set's recipe; plus the row fields it adds."""
     corpus, renderer, bank, fixed = inputs
     if fixed is None:
-        return (*draw_recipe(corpus, clips, config, _rng_key(config, index), renderer, index, bank), {})
+        drawn = draw_recipe(corpus, clips, config, _rng_key(config, index), renderer, index, bank, absent=index in absent)
+        return (*drawn, {})
     mixture = fixed.mixtures[index]
     return (*fixed_recipe(corpus, mixture, config, renderer, bank), fixed.extra_fields(mixture))
 
@@ -288,13 +309,13 @@ def _render_one(index: int) -> str:
     if _finished_row(out, _mixture_id(config, _STATE["fixed"], index)) is not None:
         return "skipped"
     inputs = (_STATE["corpus"], _STATE["renderer"], _STATE["bank"], _STATE["fixed"])
-    recipe, rendered, extra = _draw(config, inputs, _STATE["clips"], index)
+    recipe, rendered, extra = _draw(config, inputs, _STATE["clips"], index, _STATE["absent"])
     checksums = {}
     for prefix, (path, signal) in _signals(config, recipe, rendered).items():
         payload = encode_audio(signal, config.sample_rate, config.audio_format)
         checksums[prefix] = (path, write_bytes(out / path, payload))
     assets = _assets(recipe, _STATE["corpus"], _STATE["renderer"], _STATE["bank"])
-    write_json(_marker(out, recipe.mixture_id), _row(recipe, {**assets, **extra}, checksums))
+    write_json(_marker(out, recipe.mixture_id), _row(recipe, {**assets, **extra}, checksums, config.absent_share > 0.0))
     return "written"
 
 
@@ -351,9 +372,9 @@ def _write_static_files(out: Path, config: SimulationConfig) -> None:
         text += licences.read_text()
     else:
         text += f"Clips from corpus `{config.corpus}`: see its own licence.\n"
-    hrtf_licence = resources.files("lusebench").joinpath("assets", "hrtf", "LICENSE.md")
-    if config.hrtf == "kemar" and hrtf_licence.is_file():
-        text += "\n" + hrtf_licence.read_text()
+    head = HEADS.get(config.hrtf)
+    if head is not None and head.licence_path.is_file():
+        text += "\n" + head.licence_path.read_text()
     atomic_write(out / "LICENSES.md", lambda tmp: tmp.write_text(text))
 
 
@@ -368,7 +389,7 @@ def manifest_table(rows: list[dict[str, Any]]) -> pa.Table:
     fixed = [f for f in FIXED_SET_FIELDS if any(f.name in row for row in rows)]
     known = set(MANIFEST_SCHEMA.names) | {f.name for f in fixed}
     extra = [name for name in dict.fromkeys(key for row in rows for key in row) if name not in known]
-    schema = pa.schema(list(MANIFEST_SCHEMA) + fixed + [(name, pa.string()) for name in extra])
+    schema = pa.schema(list(MANIFEST_SCHEMA) + fixed + [(name, _ABSENT_COLUMNS.get(name, pa.string())) for name in extra])
     return pa.Table.from_pylist(rows, schema=schema)
 
 
@@ -562,12 +583,14 @@ def _file_damage(data_dir: Path, row: dict[str, Any], prefix: str, shape: tuple[
 
 
 def _plain(value: Any) -> Any:
-    """A manifest value as plain Python (parquet hands lists back as arrays, numbers as numpy scalars)."""
+    """A manifest value as plain Python (parquet hands lists back as arrays, numbers as numpy scalars,
+    and a null float as NaN)."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    return value.item() if isinstance(value, np.generic) else value
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and np.isnan(value) else value
 
 
 # Columns verify does not re-derive: the files' checksums (their bytes follow the CPU; verify
@@ -606,6 +629,7 @@ def verify(data_dir: Path | str, progress: bool = True, brir_bank: Path | str | 
     manifest = load_manifest(data_dir)
     inputs = _open_inputs(config, brir_bank)
     clips, fixed = inputs[0].split(config.split), inputs[3]
+    absent = set_absent_indices(config)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the rendering path of simulate: same thread count, same floats
     worst, worst_file, files, identical = None, None, 0, 0
@@ -619,7 +643,7 @@ def verify(data_dir: Path | str, progress: bool = True, brir_bank: Path | str | 
             if fixed is not None and stored.index not in fixed.mixtures:
                 recipes_differ.append(f"{stored.mixture_id} (the corpus no longer covers it)")
                 continue
-            recipe, rendered, extra = _draw(config, inputs, clips, stored.index)
+            recipe, rendered, extra = _draw(config, inputs, clips, stored.index, absent)
             if not _same_recipe(stored, recipe):
                 recipes_differ.append(stored.mixture_id)
             signals = _signals(config, recipe, rendered)

@@ -6,6 +6,7 @@ so that localization and spatial metrics have a known answer without any HRTF or
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,7 @@ def make_dataset(
     seed: int = 0,
     split: str = "test",
     audio_format: str = "flac",
+    absent_share: float = 0.0,
 ) -> Path:
     """Write a synthetic dataset folder with the documented layout and manifest.
 
@@ -98,6 +100,8 @@ def make_dataset(
         seed: base seed; item ``i`` uses ``np.random.default_rng([seed, split_code, i])``.
         split: ``train``, ``val`` or ``test``.
         audio_format: ``flac`` or ``wav``.
+        absent_share: share of absent-target items (the last ``round(share * num_items)``): their
+            mixture holds every source, their query clip none; no target file, no target azimuth.
 
     Returns:
         The dataset folder.
@@ -105,7 +109,9 @@ def make_dataset(
     directory = Path(directory)
     num_samples = int(round(seconds * sample_rate))
     rows = []
+    first_absent = num_items - int(round(absent_share * num_items))
     for index in range(num_items):
+        absent = index >= first_absent
         rng = np.random.default_rng([seed, _SPLIT_CODES[split], index])
         mixture_id = f"{split}-{num_sources}src-{index:06d}"
         azimuths = rng.uniform(0.0, 360.0, size=num_sources)
@@ -120,7 +126,10 @@ def make_dataset(
         mixture_path = f"audio/mixture/{mixture_id}.{audio_format}"
         target_path = f"audio/target/{mixture_id}.{audio_format}"
         mixture_sha256 = write_bytes(directory / mixture_path, encode_audio(mixture * mixture_gain, sample_rate, audio_format))
-        target_sha256 = write_bytes(directory / target_path, encode_audio(images[0] * mixture_gain, sample_rate, audio_format))
+        if absent:
+            target_path = target_sha256 = None
+        else:
+            target_sha256 = write_bytes(directory / target_path, encode_audio(images[0] * mixture_gain, sample_rate, audio_format))
         clip_ids = [f"noise-{index}-{k}" for k in range(num_sources)]
         captions = [f"noise burst {k}" for k in range(num_sources)]
         rows.append(
@@ -134,9 +143,9 @@ def make_dataset(
                 "num_samples": num_samples,
                 "duration_s": num_samples / sample_rate,
                 "corpus": "synthetic",
-                "caption": captions[0],
-                "target_clip_id": clip_ids[0],
-                "target_azimuth_deg": float(azimuths[0]),
+                "caption": f"a query for sound {index}" if absent else captions[0],
+                "target_clip_id": f"query-{index}" if absent else clip_ids[0],
+                "target_azimuth_deg": math.nan if absent else float(azimuths[0]),
                 "clip_ids": clip_ids,
                 "captions": captions,
                 "clip_offsets_s": [0.0] * num_sources,
@@ -145,7 +154,9 @@ def make_dataset(
                 "snr_db": snrs.tolist(),
                 "gains": (gains * mixture_gain).tolist(),
                 "mixture_gain": mixture_gain,
-                "angular_separation_deg": min(_circular_distance_deg(azimuths[0], a) for a in azimuths[1:]),
+                "angular_separation_deg": math.nan if absent else min(
+                    _circular_distance_deg(azimuths[0], a) for a in azimuths[1:]
+                ),
                 "hrtf": "spherical-head",
                 "hrtf_interpolation": "linear-aligned",
                 "mixture_path": mixture_path,
@@ -155,6 +166,7 @@ def make_dataset(
                 "schema_version": 1,
                 "lusebench_version": __version__,
             }
+            | ({"target_absent": absent, "query_clip_id": f"query-{index}" if absent else ""} if absent_share else {})
         )
     manifest = pd.DataFrame(rows)
     atomic_write(directory / "manifest.parquet", lambda tmp: manifest.to_parquet(tmp, index=False))

@@ -49,6 +49,9 @@ def make_submission(
 ) -> Path:
     """Write a valid submission: the target image plus white noise, and the true azimuth plus an offset.
 
+    On an absent-target item (a set with ``target_absent``) it always answers: the mixture at -20 dB
+    and the first source's azimuth.
+
     Args:
         data: dataset folder.
         out: submission folder to write.
@@ -64,14 +67,20 @@ def make_submission(
     data, out = Path(data), Path(out)
     manifest = pd.read_parquet(data / "manifest.parquet")
     rng = np.random.default_rng(seed)
+    absent = manifest["target_absent"].to_numpy(dtype=bool) if "target_absent" in manifest else np.zeros(len(manifest), bool)
     if "extraction" in tasks:
-        for row in manifest.itertuples(index=False):
+        for row, target_absent in zip(manifest.itertuples(index=False), absent):
+            if target_absent:
+                mixture, rate = read_audio(data / row.mixture_path)
+                write_bytes(out / AUDIO_DIR / f"{row.mixture_id}.wav", encode_audio(0.1 * mixture, rate, "wav"))
+                continue
             target, rate = read_audio(data / row.target_path)
             rms = np.sqrt(np.mean(target.astype(np.float64) ** 2))
             estimate = target + noise * rms * rng.standard_normal(target.shape)
             write_bytes(out / AUDIO_DIR / f"{row.mixture_id}.wav", encode_audio(estimate, rate, "wav"))
     if "localization" in tasks:
-        azimuths = manifest["target_azimuth_deg"].to_numpy() + doa_error_deg
+        first_source = np.array([a[0] for a in manifest["azimuths_deg"]])
+        azimuths = np.where(absent, first_source, manifest["target_azimuth_deg"].to_numpy()) + doa_error_deg
         if doa_format == "csv":
             write_doa_csv(out, dict(zip(manifest["mixture_id"], azimuths.tolist())))
         else:

@@ -122,7 +122,8 @@ def test_separation_bins_close_on_the_right_at_180():
 def test_good_submission_results(data, good, tmp_path):
     results = evaluate(good, data, tmp_path / "res", workers=1, progress=False)
     summary = json.loads((tmp_path / "res" / "results.json").read_text())
-    assert summary["schema_version"] == 1 and summary["items"] == "items.csv"
+    assert summary["schema_version"] == 2 and summary["items"] == "items.csv"
+    assert summary["tracks"] == {"joint_si_snri_db": 3.0, "joint_doa_deg": 20.0, "front_back_deg": 20.0}
     assert summary["dataset"]["fingerprint"] == load_dataset(data).fingerprint
     assert summary["dataset"]["num_items"] == 5 and summary["dataset"]["num_sources"] == [2]
     assert summary["system"]["name"] == "test-system"
@@ -130,12 +131,18 @@ def test_good_submission_results(data, good, tmp_path):
     assert set(overall) == {
         "si_snr_db", "si_snri_db", "sdr_db", "sdri_db", "bss_sdr_db", "bss_sdri_db",
         "itd_error_us", "ild_error_db", "doa_accuracy_pct", "doa_mae_deg", "doa_mae_folded_deg",
+        "doa_front_back_pct", "doa_mae_resolved_deg", "joint_success_pct", "si_snri_located_db",
+        "si_snri_mislocated_db",
     }
     # Noise at 0.3 of the target's RMS: about 10.5 dB SI-SNR; every DoA is 3 deg off.
     assert 8.0 < overall["si_snr_db"]["mean"] < 13.0
     assert overall["si_snri_db"]["mean"] > 0
     assert overall["doa_mae_deg"]["mean"] == pytest.approx(3.0)
     assert overall["doa_accuracy_pct"]["mean"] == pytest.approx(100.0)
+    # 3 deg off is no confusion, and every item is located: none falls in the mislocated mean.
+    assert overall["doa_front_back_pct"]["mean"] == 0.0 and overall["doa_mae_resolved_deg"]["mean"] == pytest.approx(3.0)
+    assert overall["si_snri_located_db"]["mean"] == pytest.approx(overall["si_snri_db"]["mean"])
+    assert overall["si_snri_mislocated_db"]["mean"] is None and overall["si_snri_mislocated_db"]["n"] == 0
     assert set(summary["metrics"]["by_num_sources"]) == {"2"}
     assert set(summary["metrics"]["by_condition"]) == {"anechoic"}
     # Every mixture of this set has its own target clip: the by-clip interval is the item one.
@@ -148,7 +155,8 @@ def test_good_submission_results(data, good, tmp_path):
     assert items["mixture_id"].tolist() == load_dataset(data).mixture_ids
     assert items["target_clip_id"].tolist() == load_dataset(data).manifest["target_clip_id"].tolist()
     np.testing.assert_allclose(items["si_snri_db"], results.items["si_snri_db"], rtol=1e-5)
-    for figure in ("fig2_si_snri_by_separation", "fig3_doa_mae_by_separation", "fig4_mae_vs_si_snri"):
+    for figure in ("fig2_si_snri_by_separation", "fig3_doa_mae_by_separation", "fig4_mae_vs_si_snri",
+                   "fig5_azimuth_polar"):
         for fmt in ("png", "pdf"):
             assert (tmp_path / "res" / "figures" / f"{figure}.{fmt}").stat().st_size > 1000
 
@@ -243,7 +251,8 @@ def test_cli_evaluate_check_reference_and_figures(data, tmp_path, capsys):
     assert main(["figures", str(tmp_path / "o" / "results"), str(tmp_path / "m" / "results"),
                  "--labels", "oracle", "mixture", "--out", str(tmp_path / "figs")]) == 0
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(
-        f"{stem}.{fmt}" for stem in ("fig2_si_snri_by_separation", "fig3_doa_mae_by_separation", "fig4_mae_vs_si_snri")
+        f"{stem}.{fmt}" for stem in ("fig2_si_snri_by_separation", "fig3_doa_mae_by_separation", "fig4_mae_vs_si_snri",
+                                     "fig5_azimuth_polar")
         for fmt in ("png", "pdf")
     )
     assert load_results(tmp_path / "o" / "results").name == "reference-oracle"

@@ -142,4 +142,5 @@ def test_a_source_on_the_left_reaches_the_left_ear_first():
 def test_registry_says_which_way_is_better():
     assert METRICS["si_snri_db"].higher_is_better
     assert not METRICS["doa_mae_deg"].higher_is_better
-    assert {m.task for m in METRICS.values()} == {"extraction", "localization"}
+    assert {m.task for m in METRICS.values()} == {"extraction", "localization", "both"}
+    assert not METRICS["doa_front_back_pct"].higher_is_better and METRICS["joint_success_pct"].proportion

@@ -86,7 +86,7 @@ def test_only_the_metrics_of_claimed_tasks_are_read(tmp_path):
     assert set(results.metrics[3]) == {"si_snri_db", "sdri_db"}
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None])
+@pytest.mark.parametrize("version", [3, 0, "1", None])
 def test_unknown_schema_version_is_rejected(tmp_path, version):
     data = fake_results()
     data["schema_version"] = version
@@ -96,7 +96,7 @@ def test_unknown_schema_version_is_rejected(tmp_path, version):
         load_results(path)
     message = str(error.value)
     assert "\n" not in message and str(path) in message
-    assert f"schema_version {json.dumps(version)}" in message and "reads schema_version 1" in message
+    assert f"schema_version {json.dumps(version)}" in message and "reads schema_version 1 and 2" in message
 
 
 def test_missing_schema_version_is_rejected(tmp_path):
@@ -404,3 +404,35 @@ def test_the_schema_refuses_what_evaluate_refuses(tmp_path):
     deep.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(LusebenchError, match="nested too deeply"):
         build_leaderboard([deep], tmp_path / "site")
+
+
+# ---------------------------------------------------------------- the tracks beyond Table 1
+
+
+def test_track_columns_follow_the_papers_where_a_row_has_them(tmp_path):
+    v2 = fake_results("joint-system")
+    v2["schema_version"] = 2
+    for block in (v2["metrics"]["overall"], *v2["metrics"]["by_num_sources"].values()):
+        block["joint_success_pct"] = {"mean": 42.0, "ci95": 5.0, "n": 100, "ci95_low": 37.0, "ci95_high": 47.0}
+        block["doa_front_back_pct"] = {"mean": 12.5, "ci95": 3.0, "n": 100}
+    old = fake_results("old-system")  # schema version 1: no track keys, an empty cell
+    one_task = fake_results("extractor", tasks=["extraction"])
+    one_task["metrics"]["overall"]["joint_success_pct"] = {"mean": 99.0, "ci95": 1.0, "n": 100}
+    paths = []
+    for name, doc in (("a", v2), ("b", old), ("c", one_task)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(doc))
+        paths.append(tmp_path / name / "results.json")
+    board = build_leaderboard(paths, tmp_path / "out")
+    measured = [table for table in board.tables if not table.reported_in_paper]
+    assert [c.key for c in measured[0].columns] == [c.key for c in COLUMNS] + ["joint_success_pct", "doa_front_back_pct"]
+    # The paper's table keeps the paper's four columns.
+    assert all(table.columns == COLUMNS for table in board.tables if table.reported_in_paper)
+    rows = {row.system: row for row in measured[0].rows}
+    assert "joint_success_pct" not in rows["extractor"].values  # a one-task system has no joint score
+    assert "joint_success_pct" not in rows["old-system"].values
+    markdown = board.markdown.read_text()
+    header = next(line for line in markdown.splitlines() if "Joint (%)" in line)
+    assert header.index("MAE (deg)") < header.index("Joint (%)") < header.index("Front-back conf. (%)")
+    assert "**42.0 ± 5.0**" in markdown
+    assert "Joint (%)" in board.html.read_text()

@@ -56,3 +56,27 @@ def test_query_pairs_serve_each_mixture_for_its_target_and_its_interferer(corpus
     alone = DynamicMixingDataset(_config(corpus_spec), query_pairs=True)[3]
     torch.testing.assert_close(alone["target"], second["target"], rtol=0, atol=0)
     assert alone["caption"] == second["caption"]
+
+
+def test_several_heads_draw_one_per_mixture_over_the_one_head_recipes(corpus_spec):
+    import pytest
+
+    from lusebench.errors import LusebenchError
+    from lusebench.simulation.heads import HEADS
+
+    one = DynamicMixingDataset(_config(corpus_spec))
+    many = DynamicMixingDataset(_config(corpus_spec, hrtf="kemar,fabian"))
+    files = {HEADS[name].file: name for name in many.heads}
+    drawn = []
+    for index in range(len(many)):
+        item, twin = many[index], one[index]
+        drawn.append(files[many._last[1].hrtf.split("#")[0]])
+        # The recipe's draws are the one-head run's: same clips, azimuths and query; only the head differs.
+        assert many._last[1].clip_ids == one._last[1].clip_ids and item["azimuth_deg"] == twin["azimuth_deg"]
+        assert item["caption"] == twin["caption"]
+    assert set(drawn) == {"kemar", "fabian"}  # 8 mixtures, 2 heads: both drawn with this seed
+    assert drawn == [DynamicMixingDataset(_config(corpus_spec, hrtf="kemar,fabian")).head(
+        [5, 0, 0, i]) for i in range(len(many))]
+    for bad in ("kemar,,fabian", "kemar,kemar", "kemar,nohead"):
+        with pytest.raises(LusebenchError):
+            DynamicMixingDataset(_config(corpus_spec, hrtf=bad))
