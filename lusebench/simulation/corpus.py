@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 AUDIOCAPS_COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
 # What lusebench's own corpora (minicaps, gmcaps) add to each AudioCaps row; the loader ignores them.
 PROVENANCE_COLUMNS = ("source", "licence", "credit", "duration_s", "original_name")
+# debcaps adds what a clip sounds like in a word and the recording family it belongs to
+# (near-duplicates and clips sharing a caption), which its splits never divide.
+DEBCAPS_COLUMNS = ("category", "group")
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
 # AudioCaps names its splits train/val/test; Hugging Face copies often say "validation".
 _HF_SPLIT_NAMES = {"train": ("train",), "val": ("val", "validation", "valid"), "test": ("test",)}
@@ -144,18 +147,23 @@ def _decode_file(clip: Clip) -> tuple[np.ndarray, int]:
     return read_audio(clip.path)  # type: ignore[arg-type]
 
 
-def embedded_root() -> Path:
-    """Folder of the embedded minicaps corpus inside the installed package."""
-    return Path(str(resources.files("lusebench").joinpath("assets", "minicaps")))
+# The corpora shipped inside the package: minicaps (a few hundred clips, for demos and tests) and
+# debcaps (about two thousand, the fixed benchmark sets' corpus).
+EMBEDDED = ("minicaps", "debcaps")
 
 
-def load_embedded() -> Corpus:
-    """The minicaps corpus shipped in the package (AudioCaps layout)."""
-    root = embedded_root()
+def embedded_root(name: str = "minicaps") -> Path:
+    """Folder of an embedded corpus inside the installed package."""
+    return Path(str(resources.files("lusebench").joinpath("assets", name)))
+
+
+def load_embedded(name: str = "minicaps") -> Corpus:
+    """An embedded corpus (AudioCaps layout), named by itself in every manifest row."""
+    root = embedded_root(name)
     if not (root / "test.csv").is_file():
-        raise LusebenchError(f"the embedded corpus is missing from the installation ({root})")
+        raise LusebenchError(f"the embedded corpus {name} is missing from the installation ({root})")
     corpus = load_audiocaps(root)
-    corpus.name = "minicaps"
+    corpus.name = name
     return corpus
 
 
@@ -342,7 +350,7 @@ def load_hf(
     return Corpus(name=f"hf:{name_or_path}", clips=clips, _decode=decode)
 
 
-_KINDS = ("minicaps", "audiocaps:", "hf:")
+_KINDS = (*EMBEDDED, "audiocaps:", "hf:")
 
 
 def split_spec(spec: str) -> list[str]:
@@ -379,20 +387,20 @@ def union(corpora: Sequence[Corpus]) -> Corpus:
 
 
 def open_corpus(spec: str, skip_missing: bool = False) -> Corpus:
-    """Open a corpus from its spec: ``minicaps``, ``audiocaps:ROOT``, ``hf:NAME_OR_PATH``, or
+    """Open a corpus from its spec: ``minicaps``, ``debcaps``, ``audiocaps:ROOT``, ``hf:NAME_OR_PATH``, or
     several joined by ``+`` (e.g. ``minicaps+audiocaps:gmcaps/``: their splits concatenated).
     ``skip_missing``: an AudioCaps copy's clips without audio are left out (logged), not refused."""
     parts = split_spec(spec)
     if len(parts) > 1:
         return union([open_corpus(part, skip_missing) for part in parts])
-    if spec == "minicaps":
-        return load_embedded()
+    if spec in EMBEDDED:
+        return load_embedded(spec)
     kind, _, location = spec.partition(":")
     if kind == "audiocaps" and location:
         return load_audiocaps(location, skip_missing=skip_missing)
     if kind == "hf" and location:
         return load_hf(location)
-    raise LusebenchError(f"unknown corpus {spec!r}: use minicaps, audiocaps:ROOT, hf:NAME_OR_PATH or several joined by +")
+    raise LusebenchError(f"unknown corpus {spec!r}: use minicaps, debcaps, audiocaps:ROOT, hf:NAME_OR_PATH or several joined by +")
 
 
 def distinct_captions(clips: Sequence[Clip]) -> int:

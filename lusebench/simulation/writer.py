@@ -48,7 +48,7 @@ from lusebench.io import (
 from lusebench.simulation.audiocaps_sets import FixedSet, open_fixed_set
 from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SCHEMA_VERSION, SimulationConfig
-from lusebench.simulation.corpus import Corpus, distinct_captions, open_corpus
+from lusebench.simulation.corpus import EMBEDDED, Corpus, distinct_captions, open_corpus
 from lusebench.simulation.heads import HEADS
 from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.recipe import Recipe, absent_indices, draw_recipe, fixed_recipe, mixture_id, recipe_brir_specs
@@ -366,9 +366,9 @@ def _prepare_folder(out: Path, config: SimulationConfig) -> bool:
 
 def _write_static_files(out: Path, config: SimulationConfig) -> None:
     write_json(out / CONFIG_FILE, {**config.to_dict(), "schema_version": SCHEMA_VERSION, "lusebench_version": __version__})
-    licences = resources.files("lusebench").joinpath("assets", "minicaps", "LICENSES.md")
     text = "# Licences and credits of the sounds and HRTF used in this set\n\n"
-    if config.corpus == "minicaps" and licences.is_file():
+    licences = resources.files("lusebench").joinpath("assets", config.corpus, "LICENSES.md") if config.corpus in EMBEDDED else None
+    if licences is not None and licences.is_file():
         text += licences.read_text()
     else:
         text += f"Clips from corpus `{config.corpus}`: see its own licence.\n"
