@@ -33,13 +33,15 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--benchmark",
         choices=sorted(BENCHMARK_SETS),
-        help="render one of the fixed benchmark sets (fixes split, sources, count and seed); the audiocaps-* sets "
-        "render the recipes your AudioCaps copy covers (--corpus audiocaps:ROOT) and record the coverage",
+        help="render one of the fixed benchmark sets (fixes split, sources, count, seed and corpus: debcaps; the "
+        "minicaps-* sets are the first, small ones, for demos); the audiocaps-* sets render the recipes your "
+        "AudioCaps copy covers (--corpus audiocaps:ROOT) and record the coverage",
     )
     p.add_argument("--out", type=Path, help="output dataset folder (required unless --verify)")
     p.add_argument("--duration", type=float, default=10.0, help="mixture length in seconds (default 10)")
     p.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000)")
-    p.add_argument("--corpus", default="minicaps", help="minicaps (embedded), audiocaps:ROOT or hf:NAME_OR_PATH")
+    p.add_argument("--corpus", default=None, help="minicaps or debcaps (embedded), audiocaps:ROOT or hf:NAME_OR_PATH; several "
+                   "joined by + (default minicaps; with --benchmark, the set's own)")
     p.add_argument("--hrtf", default="kemar", help="a shipped head (kemar = MIT KEMAR, the default; sonicom-1, "
                    "sonicom-2, fabian, tub-kemar: see `lusebench hrtf`) or a path to a SOFA file")
     p.add_argument(
@@ -84,7 +86,6 @@ def _run_simulate(args: argparse.Namespace) -> int:
     common = dict(
         duration_s=args.duration,
         sample_rate=args.sample_rate,
-        corpus=args.corpus,
         hrtf=args.hrtf,
         interpolation=args.interpolation,
         audio_format=args.audio_format,
@@ -97,11 +98,11 @@ def _run_simulate(args: argparse.Namespace) -> int:
                  if value is not None]
         if fixed:
             raise LusebenchError(f"--benchmark fixes {', '.join(fixed)}; leave them out")
-        config = BENCHMARK_SETS[args.benchmark].config(**common)
+        config = BENCHMARK_SETS[args.benchmark].config(**common, **({"corpus": args.corpus} if args.corpus else {}))
     else:
         chosen = {"num_sources": args.sources, "split": args.split, "num_mixtures": args.num, "seed": args.seed,
                   "room": args.room, "absent_share": args.absent_share}
-        config = SimulationConfig(**{k: v for k, v in chosen.items() if v is not None}, **common)
+        config = SimulationConfig(**{k: v for k, v in chosen.items() if v is not None}, corpus=args.corpus or "minicaps", **common)
     manifest = simulate(config, args.out, workers=args.workers, shard=Shard.parse(args.shard),
                         progress=not args.no_progress, brir_bank=args.brir_bank)
     if manifest is not None:
@@ -507,7 +508,9 @@ def _add_replicate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-data", type=Path, help="score on this rendered set instead of the fixed test-Nsrc")
     p.add_argument("--eval-workers", type=int, default=1, help="scoring processes per evaluate (default 1)")
     p.add_argument("--gm-clips", type=int, default=0, help="also train on a gmcaps corpus of this many generated "
-                   "General-MIDI clips, rendered into OUT/data (see gm-corpus; default 0: minicaps only)")
+                   "General-MIDI clips, rendered into OUT/data (see gm-corpus; default 0: --corpus only)")
+    p.add_argument("--corpus", default="debcaps", help="corpus to train and validate on: debcaps (default; the fixed test "
+                   "sets' corpus), minicaps, audiocaps:ROOT, hf:NAME_OR_PATH, or several joined by +")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_replicate)
 
@@ -518,6 +521,7 @@ def _run_replicate(args: argparse.Namespace) -> int:
     config = ReplicateConfig(
         num_sources=args.sources, preset=args.preset, systems=tuple(args.systems or SYSTEM_ORDER), jobs=args.jobs,
         seed=args.seed, test_data=args.test_data, eval_workers=args.eval_workers, gm_clips=args.gm_clips,
+        corpus=args.corpus,
     )
     page = replicate(config, args.out, progress=not args.no_progress)
     print(f"leaderboard: {page}")

@@ -51,7 +51,9 @@ class ReplicateConfig:
         test_data: a rendered test set to score on; the fixed ``test-{N}src`` when None.
         eval_workers: scoring processes of each ``evaluate``.
         gm_clips: when above 0, render a gmcaps corpus of this many clips (``data/gmcaps-N``) and
-            train on minicaps plus it; validation and test stay on minicaps alone.
+            train on ``corpus`` plus it; validation stays on ``corpus`` alone.
+        corpus: the corpus trained and validated on (its train and val splits); the fixed test
+            sets are drawn from debcaps' test split.
     """
 
     num_sources: int = 2
@@ -62,6 +64,7 @@ class ReplicateConfig:
     test_data: Path | None = None
     eval_workers: int = 1
     gm_clips: int = 0
+    corpus: str = "debcaps"
 
     def __post_init__(self) -> None:
         if self.num_sources not in (2, 3):
@@ -128,16 +131,16 @@ def replicate(config: ReplicateConfig, out: Path | str, progress: bool = True) -
         test = out / "data" / name
         simulate(BENCHMARK_SETS[name].config(), test, progress=progress)
     model = system_config(config.systems[0], config.preset)  # every system of a preset has the same clips
-    recipe = TrainConfig.for_preset(config.preset, system=config.systems[0], num_sources=config.num_sources)
+    recipe = TrainConfig.for_preset(config.preset, system=config.systems[0], num_sources=config.num_sources, corpus=config.corpus)
     val = out / "data" / f"val-{config.num_sources}src-{model.clip_samples}"
     simulate(val_simulation_config(recipe, model.sample_rate, model.clip_samples / model.sample_rate), val, progress=progress)
 
-    corpus = "minicaps"
+    corpus = config.corpus
     if config.gm_clips:
         gmcaps = out / "data" / f"gmcaps-{config.gm_clips}"
         if not _gmcaps_complete(gmcaps, config.gm_clips):
             build_gmcaps(gmcaps, config.gm_clips, workers=os.cpu_count() or 1, progress=progress)
-        corpus = f"minicaps+audiocaps:{gmcaps}"
+        corpus = f"{config.corpus}+audiocaps:{gmcaps}"
 
     threads = max(1, (os.cpu_count() or 1) // config.jobs)
     with ThreadPoolExecutor(config.jobs) as pool:

@@ -346,7 +346,9 @@ def val_simulation_config(config: TrainConfig, sample_rate: int, duration_s: flo
             fixed.config(sample_rate=sample_rate, duration_s=duration_s, corpus=config.corpus, hrtf=head),
             num_mixtures=min(config.val_mixtures, fixed.num_mixtures),
         )
-    benchmark = BENCHMARK_SETS[f"val-{config.num_sources}src"] if config.num_sources in (2, 3) else None
+    # A run on minicaps keeps the seed of the first fixed val sets, so its val set is the one it had before debcaps.
+    prefix = "minicaps-" if config.corpus.split("+")[0] == "minicaps" else ""
+    benchmark = BENCHMARK_SETS[f"{prefix}val-{config.num_sources}src"] if config.num_sources in (2, 3) else None
     seed = benchmark.seed if benchmark else 1000 + config.num_sources
     return SimulationConfig(
         num_sources=config.num_sources, split="val", num_mixtures=config.val_mixtures, seed=seed,
