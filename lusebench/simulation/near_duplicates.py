@@ -14,8 +14,10 @@ levels correlate highly between any two noisy sounds of similar colour (a cart a
 sword and footsteps on grass scored 0.9 and more), while the changes follow one recording's
 events. A cheap first pass compares the clips' mean spectra at every band shift and keeps the
 pairs within :data:`PREFILTER` cosine; only those are cross-correlated. On debcaps' candidate
-pairs, copies and re-encodes score 0.98-1.0, pitched or trimmed copies 0.8-0.98, different takes
-of one sound (two sword clashes) mostly below 0.7.
+pairs, copies and re-encodes score 0.98-1.0; most pairs at 0.8-0.98 are trimmed or pitched copies
+or takes cut from one recording; two recordings of one kind (two sword clashes) mostly score
+below 0.7. Level-based scores were tried first and rejected: a threshold that kept the copies
+also joined a mine cart with a ship fly-by.
 """
 
 from __future__ import annotations

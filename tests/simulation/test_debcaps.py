@@ -291,3 +291,14 @@ def test_the_minicaps_sets_keep_their_recipes_under_new_names():
     for room in ("2src", "3src"):
         reverb = BENCHMARK_SETS[f"minicaps-test-{room}-reverb"]
         assert (reverb.room, reverb.seed) == ("reverberant", BENCHMARK_SETS[f"minicaps-test-{room}"].seed)
+
+
+def test_training_mixes_debcaps_clips_on_the_fly():
+    from lusebench.simulation.config import SimulationConfig
+    from lusebench.simulation.dynamic import DynamicMixingDataset
+
+    data = DynamicMixingDataset(SimulationConfig(split="train", num_mixtures=4, duration_s=1.0, corpus="debcaps"))
+    item = data[0]
+    assert item["mixture"].shape == (2, 16000)
+    train_captions = {clip.captions[0] for clip in open_corpus("debcaps").split("train")}
+    assert item["caption"] in train_captions
