@@ -302,3 +302,23 @@ def test_training_mixes_debcaps_clips_on_the_fly():
     assert item["mixture"].shape == (2, 16000)
     train_captions = {clip.captions[0] for clip in open_corpus("debcaps").split("train")}
     assert item["caption"] in train_captions
+
+
+def test_committed_reference_entries_on_the_debcaps_sets_are_never_ranked_with_the_minicaps_ones():
+    import json
+
+    from lusebench.leaderboard.build import DEFAULT_ENTRIES
+
+    fingerprints = {}
+    for path in sorted(DEFAULT_ENTRIES.rglob("results.json")):
+        dataset = json.loads(path.read_text())["dataset"]
+        fingerprints.setdefault(dataset["path"].rsplit("/", 1)[-1], set()).add(dataset["fingerprint"])
+    # One fingerprint per set name, and no fingerprint under two names.
+    assert {name: len(prints) for name, prints in fingerprints.items()} == dict.fromkeys(fingerprints, 1)
+    assert len({fp for prints in fingerprints.values() for fp in prints}) == len(fingerprints)
+    assert {"test-2src", "test-3src", "minicaps-test-2src", "minicaps-test-3src"} <= set(fingerprints)
+    # The README's values.
+    assert fingerprints["test-2src"] == {"72fbd08d8f13039a5278fa428fd454cd6a12ebea13b8ed2a180b22099868d6e0"}
+    assert fingerprints["test-3src"] == {"64b1ed90884424c1daf636fe5e278d59ac7c462d215a18133fdae96da17456bc"}
+    assert fingerprints["minicaps-test-2src"] == {"4ce759ca4c4e1aa642ed0564f617e4e0c4b5d6e5bd17dd53505f6ce3199553ad"}
+    assert fingerprints["minicaps-test-3src"] == {"104bf62ce786e733bbefcfd455abbad94a0713797e306d72dbd960b7fbca809e"}
