@@ -353,7 +353,7 @@ def write_corpus(folder: Path, clips: list[Clip], splits: dict[str, str], left_o
         writer.writerow(AUDIOCAPS_COLUMNS + PROVENANCE_COLUMNS + DEBCAPS_COLUMNS)
         for clip in rows:
             source = clip.file.source
-            writer.writerow([clip.number, clip.clip_id, 0, clip.caption, f"{source.package} {source.version}", source.licence,
+            writer.writerow([clip.number, clip.clip_id, 0, clip.caption, f"{source.package} {source.version}", source.licence_of(clip.file.path),
                              source.credit, f"{len(clip.audio) / SAMPLE_RATE:.4f}", clip.file.path, clip.category, clip.group])
         atomic_write_bytes(folder / f"{split}.csv", buffer.getvalue().encode("utf-8"))
     sums = "".join(f"{sha256_file(p)}  audio/{p.name}\n" for p in sorted(audio_dir.glob("*.flac")))
@@ -397,7 +397,8 @@ def write_docs(folder: Path, by_split: dict[str, list[Clip]], left_out: list[tup
     lines += ["", "## Sources", "", "| package | version | licence | clips | credit |", "|---|---|---|---|---|"]
     per_package = Counter(c.file.package for c in clips)
     for source in SOURCES:
-        lines.append(f"| {source.package} | {source.version} | {source.licence} | {per_package[source.package]} | {source.credit} |")
+        licences = ", ".join(sorted({source.licence_of(c.file.path) for c in clips if c.file.package == source.package}))
+        lines.append(f"| {source.package} | {source.version} | {licences} | {per_package[source.package]} | {source.credit} |")
     lines += [
         "",
         "Each package's licence is the one its `debian/copyright` (`/usr/share/doc/PACKAGE/copyright`) gives",
@@ -417,7 +418,8 @@ def write_docs(folder: Path, by_split: dict[str, list[Clip]], left_out: list[tup
         "",
         "Licence texts: GPL-2, GPL-3, LGPL-2.1 and GFDL-1.3 in `/usr/share/common-licenses/` of any Debian system",
         "and at https://www.gnu.org/licenses/; CC BY-SA 3.0 at https://creativecommons.org/licenses/by-sa/3.0/;",
-        "CC0 1.0 at https://creativecommons.org/publicdomain/zero/1.0/; MPL-1.1 at https://www.mozilla.org/MPL/1.1/.",
+        "CC BY 3.0 at https://creativecommons.org/licenses/by/3.0/; CC0 1.0 at https://creativecommons.org/publicdomain/zero/1.0/;",
+        "MPL-1.1 at https://www.mozilla.org/MPL/1.1/; MIT (Sonic Pi) in /usr/share/doc/sonic-pi-samples/copyright.",
         "Clips under the GPL are offered with their source: the Debian source packages of the versions below.",
         "",
         "| file | split | package | licence | path in package | credit |",
@@ -426,7 +428,7 @@ def write_docs(folder: Path, by_split: dict[str, list[Clip]], left_out: list[tup
     for split, rows in by_split.items():
         for clip in sorted(rows, key=lambda c: c.clip_id):
             source = clip.file.source
-            lic.append(f"| {clip.clip_id}.flac | {split} | {source.package} {source.version} | {source.licence} | "
+            lic.append(f"| {clip.clip_id}.flac | {split} | {source.package} {source.version} | {source.licence_of(clip.file.path)} | "
                        f"{source.root}/{clip.file.path} | {source.credit.replace('|', '/')} |")
     atomic_write_bytes(folder / "LICENSES.md", ("\n".join(lic) + "\n").encode("utf-8"))
 

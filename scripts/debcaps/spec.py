@@ -25,6 +25,11 @@ class Source:
     credit: str
     # A zip archive inside the package (``.wz``) whose members ``root`` is relative to.
     archive: str = ""
+    # Files whose own debian/copyright stanza differs from ``licence``: (path regex, licence), first match wins.
+    licence_exceptions: tuple[tuple[str, str], ...] = ()
+
+    def licence_of(self, path: str) -> str:
+        return next((licence for pattern, licence in self.licence_exceptions if re.search(pattern, path)), self.licence)
 
 
 AUDIO = r"\.(wav|ogg|flac|mp3)$"
@@ -92,6 +97,11 @@ SOURCES: tuple[Source, ...] = (
         r"(player_damage|default_dug_node|default_place_node|default_item_smoke)",
         "CC-BY-SA-3.0",
         "Minetest Game 5.6.1 sounds, by their authors named in /usr/share/doc/minetest-data/copyright",
+        licence_exceptions=(
+            (r"^doors/sounds/doors_glass_door_(open|close)\.ogg$", "CC0-1.0"),
+            (r"^tnt/sounds/", "CC0-1.0"),
+            (r"^doors/sounds/", "CC-BY-3.0"),
+        ),
     ),
     Source(
         "scorched3d-data", "44+dfsg-8", "b0be0a6d561966a62b1f135e0e6f5681c85f12e34ecad5777cb1af9fbcb7f1da",
@@ -101,6 +111,7 @@ SOURCES: tuple[Source, ...] = (
         r"elevate|power|para|movement|lockon|empsmall|riftcollapse|radiation|battery|beep\d*)\.",
         "GPL-2+",
         "Scorched3D 44, (c) 2001-2014 Gavin Camp and contributors; the apoc mod by the Apocalypse mod team",
+        licence_exceptions=((r"^apoc/", "CC-BY-SA-3.0"),),
     ),
     Source(
         "triplea", "1.9.0.0.7062-2", "f43196c458195a7a99afdc7966269039ce31837df7a8d9693e2b0bab9245720e",
@@ -146,7 +157,10 @@ SOURCES: tuple[Source, ...] = (
         r"tabla_na\.|mehackit_phone1)",
         "",
         "CC0-1.0",
-        "Sonic Pi 3.2.2 samples, from freesound.org (CC0; see /usr/share/doc/sonic-pi-samples/copyright)",
+        "Sonic Pi 3.2.2 samples: from freesound.org (CC0) or (c) 2016 Samuel Aaron (MIT), per "
+        "/usr/share/doc/sonic-pi-samples/copyright",
+        # Not in the copyright file's per-sample CC0 stanzas, so under its "Files: *" (MIT).
+        licence_exceptions=((r"^(mehackit_phone1|ambi_sauna|loop_3d_printer|perc_bell2|perc_door|perc_impact[12])\.flac$", "MIT"),),
     ),
     Source(
         "lmms-common", "1.2.2+dfsg1-6", "7d9aa55dd05f11edc57104203ee1c350e3e41f8936ab3741da2bb1158fd46c37",
