@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -280,8 +281,8 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     out = args.out or Path("runs") / args.system
     best = train(config, out, resume=args.resume, force=args.force, val_data=args.val_data, device=args.device,
-                 progress=not args.no_progress)
-    print(f"best checkpoint: {best}")
+                 progress=not args.no_progress, command=args.command_line)
+    print(f"wrote {best} (the checkpoint best on val; infer takes it)")
     return 0
 
 
@@ -511,6 +512,10 @@ def _add_replicate_parser(sub: argparse._SubParsersAction) -> None:
                    "General-MIDI clips, rendered into OUT/data (see gm-corpus; default 0: --corpus only)")
     p.add_argument("--corpus", default="debcaps", help="corpus to train and validate on: debcaps (default; the fixed test "
                    "sets' corpus), minicaps, audiocaps:ROOT, hf:NAME_OR_PATH, or several joined by +")
+    p.add_argument("--query-pairs", action=argparse.BooleanOptionalAction, default=None,
+                   help="passed to every train-baseline (default: the preset's; recipe A: --no-query-pairs)")
+    p.add_argument("--select-on", choices=["loss", "metrics"], default=None,
+                   help="passed to every train-baseline (default: the preset's; recipe A: loss)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_replicate)
 
@@ -522,6 +527,7 @@ def _run_replicate(args: argparse.Namespace) -> int:
         num_sources=args.sources, preset=args.preset, systems=tuple(args.systems or SYSTEM_ORDER), jobs=args.jobs,
         seed=args.seed, test_data=args.test_data, eval_workers=args.eval_workers, gm_clips=args.gm_clips,
         corpus=args.corpus,
+        query_pairs=args.query_pairs, select_on=args.select_on,
     )
     page = replicate(config, args.out, progress=not args.no_progress)
     print(f"leaderboard: {page}")
@@ -584,7 +590,9 @@ class _RawHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["lusebench", *argv])  # what provenance records say made an output
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

@@ -54,6 +54,8 @@ class ReplicateConfig:
             train on ``corpus`` plus it; validation stays on ``corpus`` alone.
         corpus: the corpus trained and validated on (its train and val splits); the fixed test
             sets are drawn from debcaps' test split.
+        query_pairs, select_on: passed to every ``train-baseline`` (None keeps the preset's):
+            recipe A of the committed small rows is ``query_pairs=False, select_on="loss"``.
     """
 
     num_sources: int = 2
@@ -65,6 +67,8 @@ class ReplicateConfig:
     eval_workers: int = 1
     gm_clips: int = 0
     corpus: str = "debcaps"
+    query_pairs: bool | None = None
+    select_on: str | None = None
 
     def __post_init__(self) -> None:
         if self.num_sources not in (2, 3):
@@ -74,6 +78,8 @@ class ReplicateConfig:
             raise LusebenchError(f"unknown system(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SYSTEM_ORDER)}")
         if self.jobs < 1 or self.eval_workers < 1:
             raise LusebenchError(f"--jobs and --eval-workers must be at least 1, got {self.jobs} and {self.eval_workers}")
+        if self.select_on not in (None, "loss", "metrics"):
+            raise LusebenchError(f"--select-on must be loss or metrics, got {self.select_on!r}")
         if self.gm_clips < 0:
             raise LusebenchError(f"--gm-clips must be 0 (none) or more, got {self.gm_clips}")
 
@@ -95,6 +101,10 @@ def _pipeline(system: str, config: ReplicateConfig, out: Path, val: Path, test: 
     logs = out / "logs"
     train = ["train-baseline", "--system", system, "--sources", str(config.num_sources), "--preset", config.preset,
              "--corpus", corpus, "--val-data", str(val), "--out", str(run), "--no-progress"]
+    if config.query_pairs is not None:
+        train += ["--query-pairs" if config.query_pairs else "--no-query-pairs"]
+    if config.select_on is not None:
+        train += ["--select-on", config.select_on]
     # A run folder from before is resumed: finished if it was cut short, else left as it is.
     train += ["--resume"] if (run / "last.pt").is_file() else ["--seed", str(config.seed)]
     log.info("%s: training (log %s)", system, logs / f"{system}.train.log")

@@ -41,6 +41,7 @@ from lusebench.baselines.systems import BaselineSystem, SystemOutput, build_syst
 from lusebench.baselines.text import EncoderKind
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, open_regular, read_regular_file, write_json
+from lusebench.provenance import provenance
 from lusebench.schema import decode_json
 from lusebench.simulation.audiocaps_sets import is_copy_of
 from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig
@@ -461,8 +462,9 @@ def train(
     device: str | None = None,
     progress: bool = True,
     force: bool = False,
+    command: str | None = None,
 ) -> Path:
-    """Train ``config.system`` into ``out`` (``last.pt``, ``best.pt``, ``metrics.jsonl``).
+    """Train ``config.system`` into ``out`` (``last.pt``, ``best.pt``, ``metrics.jsonl``, ``provenance.json``).
 
     Every argument is checked before anything is written. A folder that holds an earlier run is
     refused unless ``resume`` (continue it; a finished run is left as it is) or ``force``.
@@ -476,9 +478,11 @@ def train(
         val_data: a rendered val folder; rendered into ``out/val`` when None.
         device: ``cpu``, ``cuda``, ``cuda:1``; default cuda when available (the local rank's GPU under torchrun).
         progress: show progress bars (rank 0).
+        command: the command line that asked for the run, kept in ``provenance.json`` with the
+            lusebench commit (each ``--resume`` adds its own record).
 
     Returns:
-        Path of the best checkpoint.
+        Path of the best checkpoint: ``best.pt``, written even when no epoch finished.
 
     Raises:
         LusebenchError: a bad argument, an earlier run in ``out`` without ``resume`` or ``force``,
@@ -487,13 +491,13 @@ def train(
     out = Path(out)
     ddp = _setup_distributed()
     try:
-        return _train(config, out, resume, force, val_data, device, progress, ddp)
+        return _train(config, out, resume, force, val_data, device, progress, ddp, command)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
-_RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "tensorboard")
+_RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "provenance.json", "tensorboard")
 
 
 @contextmanager
@@ -571,6 +575,23 @@ def _keep_metrics_before(path: Path, epoch: int) -> None:
     atomic_write(path, lambda tmp: tmp.write_text("".join(kept)))
 
 
+# A record per resume of a few hundred bytes: thousands of resumes, and never a stranger's gigabyte.
+_MAX_PROVENANCE_BYTES = 1 << 20
+
+
+def _record_provenance(path: Path, command: str | None, resumed: bool) -> None:
+    """``provenance.json``: how the run started (command, lusebench commit) and each resume after."""
+    record = provenance(command)
+    try:
+        earlier = decode_json(read_regular_file(path, max_bytes=_MAX_PROVENANCE_BYTES), path) if resumed else None
+    except LusebenchError:  # missing or damaged: the resume starts a new record
+        earlier = None
+    if isinstance(earlier, dict):
+        write_json(path, {**earlier, "resumes": [*earlier.get("resumes", []), record]})
+    else:
+        write_json(path, {**record, "resumes": []})
+
+
 def _open_val_set(val_data: Path, config: TrainConfig, sample_rate: int, clip_samples: int) -> RenderedSet:
     val_set = RenderedSet(val_data)
     if val_set.num_samples != clip_samples or val_set.sample_rate != sample_rate:
@@ -583,7 +604,7 @@ def _open_val_set(val_data: Path, config: TrainConfig, sample_rate: int, clip_sa
 
 def _train(
     config: TrainConfig, out: Path, resume: bool, force: bool, val_data: Path | str | None, device_name: str | None,
-    progress: bool, ddp: _Distributed,
+    progress: bool, ddp: _Distributed, command: str | None = None,
 ) -> Path:
     if resume and force:
         raise LusebenchError("--resume continues the run in OUT, --force starts it over: choose one")
@@ -642,6 +663,7 @@ def _train(
             if checkpoint is not None:
                 _keep_metrics_before(out / "metrics.jsonl", checkpoint["epoch"])
             write_json(out / "train_config.json", dataclasses.asdict(config))
+            _record_provenance(out / "provenance.json", command, resumed=checkpoint is not None)
         if val_set is None:
             val_data = out / "val"
             if ddp.main:
@@ -743,6 +765,14 @@ def _train(
             # Stopped mid-epoch by --max-steps: keep the place so --resume continues this epoch.
             if ddp.main:
                 save_checkpoint(last_path, payload(position, epoch))
+                if not best_path.is_file():
+                    # No epoch finished, so nothing was validated: a short run still leaves the
+                    # best.pt that infer is pointed at. Not a metrics.jsonl record (that is per
+                    # epoch); the next finished epoch of a resumed run replaces this checkpoint.
+                    val = validate(model, val_loader, device)
+                    log.info("stopped after %d steps, before an epoch ended: validated once (%s)", step,
+                             ", ".join(f"{key} {value:.2f}" for key, value in val.items()))
+                    save_checkpoint(best_path, payload(position, epoch))
             break
         val = validate(model, val_loader, device)
         val_loss = val["loss"]
@@ -772,7 +802,7 @@ def _train(
                 save_checkpoint(best_path, payload(0, epoch))
     if writer is not None:
         writer.close()
-    return best_path if best_path.is_file() else last_path
+    return best_path
 
 
 def _tensorboard(out: Path):

@@ -7,7 +7,6 @@ import logging
 import math
 import multiprocessing
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -48,6 +47,7 @@ from lusebench.benchmark.submission import Problem, Submission, SubmissionError,
 from lusebench.benchmark.tracks import ABSENT_COLUMN, SAID_ABSENT_COLUMN, TrackOptions, add_track_columns
 from lusebench.errors import LusebenchError
 from lusebench.io import read_audio, replace_folder
+from lusebench.provenance import git_commit
 
 logger = logging.getLogger(__name__)
 
@@ -227,16 +227,6 @@ def check(submission: Path, data: Path, *, workers: int = 2, progress: bool = Tr
     return submission_checked
 
 
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
-
-
 def evaluate(
     submission: Path,
     data: Path,
@@ -288,7 +278,7 @@ def evaluate(
         summary = {
             "schema_version": SCHEMA_VERSION,
             "lusebench_version": __version__,
-            "git_commit": _git_commit(),
+            "git_commit": git_commit(),
             "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "dataset": scored.describe(),
             "system": checked.system.to_dict(),

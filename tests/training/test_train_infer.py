@@ -288,3 +288,21 @@ def test_ddp_on_two_cpu_ranks_trains_and_stops_together_on_a_non_finite_loss(val
     # A NaN on rank 1 alone stops both ranks with the message; neither waits forever in backward.
     stopped = _run_ranks(2, tmp_path / "nan", val, nan_on_rank=1)
     assert all("LusebenchError: non-finite loss on at least one rank" in message for message in stopped.values())
+
+
+def test_a_run_stopped_before_its_first_epoch_ends_leaves_a_best_checkpoint_infer_takes(data, val, tmp_path, capsys):
+    """Regression (issue 22): a short run wrote no best.pt but printed that last.pt was the best
+    checkpoint, and the README's `infer --checkpoint .../best.pt` then failed."""
+    run = tmp_path / "run"
+    # 8 mixtures of batch 2 per epoch: 3 steps end inside the first epoch.
+    assert main(["train-baseline", "--system", "mlp-gcc", "--preset", "tiny", "--sources", "2", "--batch-size", "2",
+                 "--epoch-size", "8", "--max-steps", "3", "--val-data", str(val), "--out", str(run),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {run / 'best.pt'}" in printed
+    assert torch.load(run / "best.pt", weights_only=True)["step"] == 3
+    provenance = json.loads((run / "provenance.json").read_text())
+    assert provenance["command"].startswith("lusebench train-baseline --system mlp-gcc") and "--max-steps 3" in provenance["command"]
+    assert main(["infer", "--checkpoint", str(run / "best.pt"), "--data", str(data), "--out", str(tmp_path / "s"),
+                 "--no-progress"]) == 0
+    assert (tmp_path / "s" / "doa.csv").is_file()
