@@ -451,7 +451,10 @@ def _add_figures_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("results", type=Path, nargs="+", help="results folders (or their results.json)")
     p.add_argument("--out", type=Path, required=True, help="folder for the PNG and PDF files")
-    p.add_argument("--labels", nargs="+", default=None, help="legend entries, one per results folder")
+    p.add_argument("--labels", nargs="+", default=None, help="legend entries, one per results folder "
+                   "(default: each system's name)")
+    p.add_argument("--allow-mixed", action="store_true", help="overlay results of different test sets (fingerprints); "
+                   "refused otherwise")
     p.set_defaults(func=_run_figures)
 
 
@@ -459,7 +462,7 @@ def _run_figures(args: argparse.Namespace) -> int:
     from lusebench.benchmark.figures import draw_figures
     from lusebench.benchmark.results import load_results
 
-    paths = draw_figures([load_results(r) for r in args.results], args.out, args.labels)
+    paths = draw_figures([load_results(r) for r in args.results], args.out, args.labels, allow_mixed=args.allow_mixed)
     print(f"{len(paths)} files written to {args.out}")
     return 0
 

@@ -14,12 +14,14 @@ from lusebench.baselines.data import RenderedSet, collate, peak_normalise
 from lusebench.baselines.systems import SYSTEMS, BaselineSystem, parameter_count, system_from_checkpoint_dict
 from lusebench.baselines.train import autocast, load_checkpoint, resolve_device
 from lusebench.baselines.windows import run_windowed
+from lusebench.benchmark.dataset import load_dataset
 from lusebench.benchmark.submission import (
     AUDIO_DIR,
     SUBMISSION_ENTRIES,
     SystemInfo,
     write_doa_csv,
     write_doa_likelihood,
+    write_set_json,
     write_system_json,
 )
 from lusebench.errors import LusebenchError
@@ -85,6 +87,7 @@ def infer(
     model = system_from_checkpoint_dict(payload["model"])
     config = model.config
     dataset = RenderedSet(data)
+    answered = load_dataset(data)  # its fingerprint goes into set.json, which evaluate checks
     if dataset.sample_rate != config.sample_rate:
         raise LusebenchError(f"{data} is at {dataset.sample_rate} Hz; {config.name} was trained at {config.sample_rate} Hz")
     model.to(device).eval()
@@ -120,6 +123,7 @@ def infer(
         if likelihoods:
             write_doa_likelihood(staging, np.concatenate(likelihoods).astype(np.float32))
             write_doa_csv(staging, azimuths)
+        write_set_json(staging, answered)
         write_system_json(staging, system_info(payload, model))
     log.info("wrote a %s submission for %d mixtures to %s", config.tasks, len(dataset), out)
     return out

@@ -158,7 +158,9 @@ _FIGURES = (
 )
 
 
-def draw_figures(results: Sequence[Results], out: Path, labels: Sequence[str] | None = None) -> list[Path]:
+def draw_figures(
+    results: Sequence[Results], out: Path, labels: Sequence[str] | None = None, *, allow_mixed: bool = False
+) -> list[Path]:
     """Draw Fig. 2 (SI-SNRi by separation), Fig. 3 (DoA MAE by separation), Fig. 4 (MAE vs SI-SNRi)
     and Fig. 5 (estimated against true azimuth on a circle, front-back confusions in red).
 
@@ -168,12 +170,15 @@ def draw_figures(results: Sequence[Results], out: Path, labels: Sequence[str] | 
         results: one or more results (``load_results`` reads them from folders).
         out: folder for ``fig2_*.png/pdf`` and the rest.
         labels: legend entries, one per result; system names by default.
+        allow_mixed: overlay results scored on different test sets (fingerprints), with a warning;
+            refused otherwise, since their bars would compare different mixtures.
 
     Returns:
         The files written.
 
     Raises:
-        LusebenchError: when labels do not match results, bins differ, or no figure can be drawn.
+        LusebenchError: when labels do not match results, bins differ, the results come from
+            several test sets and ``allow_mixed`` is off, or no figure can be drawn.
     """
     labels = [r.name for r in results] if labels is None else list(labels)
     if len(labels) != len(results):
@@ -181,6 +186,16 @@ def draw_figures(results: Sequence[Results], out: Path, labels: Sequence[str] | 
     edges = {tuple(r.summary["metrics"]["by_separation"]["bins_deg"]) for r in results}
     if len(edges) > 1:
         raise LusebenchError(f"results use different separation bins: {sorted(edges)}")
+    sets = sorted({str(r.summary.get("dataset", {}).get("fingerprint")) for r in results})
+    if len(sets) > 1:
+        shown = ", ".join(fingerprint[:12] for fingerprint in sets)
+        if not allow_mixed:
+            raise LusebenchError(
+                f"the results come from {len(sets)} test sets (fingerprints {shown}); figures overlay one set's "
+                "results: pass --allow-mixed to draw them together anyway"
+            )
+        logger.warning("overlaying results of %d test sets (fingerprints %s): their bars compare different mixtures",
+                       len(sets), shown)
     out = Path(out)
 
     def having(*columns: str) -> tuple[list[Results], list[str]]:

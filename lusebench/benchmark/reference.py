@@ -16,6 +16,7 @@ from lusebench.benchmark.submission import (
     SUBMISSION_ENTRIES,
     SystemInfo,
     write_doa_csv,
+    write_set_json,
     write_system_json,
 )
 from lusebench.errors import LusebenchError
@@ -103,6 +104,7 @@ def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0, p
         elif kind == "random":
             rng = np.random.default_rng(seed)
             write_doa_csv(staging, dict(zip(manifest["mixture_id"], rng.uniform(0.0, 360.0, size=len(manifest)).tolist())))
+        write_set_json(staging, dataset)
         write_system_json(staging, _SYSTEMS[kind])
     logger.info("wrote the %s reference submission for %d mixtures to %s", kind, len(manifest), out)
     return out

@@ -3,6 +3,7 @@
 A submission is a folder (see docs/submission-format.md)::
 
     system.json            name, tasks, parameters, description, link (+ channels, gcc_phat)
+    set.json               the fingerprint of the set it answers (written by infer and reference)
     audio/<mixture_id>.flac|.wav   extraction: the target's binaural image, 2 channels, data rate and length
     doa.csv                localization: mixture_id, azimuth_deg (wrapped into [0, 360); empty: target absent)
     doa_likelihood.npy     localization, instead of doa.csv: (num_mixtures, 360) in manifest order (a row
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +30,22 @@ from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, audio_header, decode_audio, load_npy, read_regular_file, write_json
 from lusebench.schema import MAX_SYSTEM_JSON_BYTES, TASKS, Fields, SystemInfo, Task, load_json, parse_system
 
+logger = logging.getLogger(__name__)
+
 SYSTEM_FILE = "system.json"
+# Mixture ids say split, source count and index, not the set: `test-2src-000000` is in every
+# two-source test set whatever its seed. The fingerprint a submission records is what ties it to
+# one set, so ids need not be unique across sets.
+SET_FILE = "set.json"
+_MAX_SET_JSON_BYTES = 4096
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 AUDIO_DIR = "audio"
 DOA_CSV = "doa.csv"
 DOA_LIKELIHOOD = "doa_likelihood.npy"
 AUDIO_SUFFIXES = (".flac", ".wav")
 # Everything a submission folder holds (results/ is where evaluate writes by default); a folder
 # holding anything else is someone else's and is not replaced by reference or infer.
-SUBMISSION_ENTRIES = (SYSTEM_FILE, AUDIO_DIR, DOA_CSV, DOA_LIKELIHOOD, "results")
+SUBMISSION_ENTRIES = (SYSTEM_FILE, SET_FILE, AUDIO_DIR, DOA_CSV, DOA_LIKELIHOOD, "results")
 NUM_CHANNELS = 2
 # Below one step of 24-bit audio a channel carries nothing, and every ratio on it is undefined.
 SILENCE_PEAK = 1e-7
@@ -134,6 +145,37 @@ def _read_system(path: Path, problems: list[Problem]) -> SystemInfo | None:
     system = parse_system(data, "system", fields)
     problems.extend(Problem(f"{SYSTEM_FILE}: {problem}") for problem in fields.problems)
     return system
+
+
+def _check_set(path: Path, dataset: Dataset, problems: list[Problem]) -> None:
+    """Refuse a submission made for another set; warn when it does not say which set it answers.
+
+    Raises:
+        LusebenchError: ``set.json`` names another fingerprint than the dataset's (one line).
+    """
+    if not _present(path / SET_FILE):
+        logger.warning(
+            "%s has no %s: nothing says which set it answers; scored against %s (fingerprint %s) on trust "
+            "(lusebench infer and reference write it)", path, SET_FILE, dataset.path, dataset.fingerprint[:12],
+        )
+        return
+    file = _own_file(path, SET_FILE, problems)
+    if file is None:
+        return
+    try:
+        data = load_json(file, _MAX_SET_JSON_BYTES, follow_symlinks=False)
+    except LusebenchError as error:
+        problems.append(Problem(f"{SET_FILE} cannot be read", str(error)))
+        return
+    fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
+    if not isinstance(fingerprint, str) or not _FINGERPRINT.fullmatch(fingerprint):
+        problems.append(Problem(f"{SET_FILE} must hold an object with a \"fingerprint\" of 64 lowercase hex digits"))
+        return
+    if fingerprint != dataset.fingerprint:
+        raise LusebenchError(
+            f"submission {path} answers another set (fingerprint {fingerprint[:12]}) than {dataset.path} "
+            f"({dataset.fingerprint[:12]}): score it with --data pointing at the set it was made for"
+        )
 
 
 def _find_audio(path: Path, dataset: Dataset, problems: list[Problem]) -> dict[str, Path]:
@@ -248,7 +290,8 @@ def _present(file: Path) -> bool:
 def load_submission(path: Path, dataset: Dataset) -> Submission:
     """Read a submission folder and check its structure against a dataset.
 
-    Only regular files inside the folder are read; symlinks are refused. Audio content
+    Only regular files inside the folder are read; symlinks are refused. A ``set.json`` naming
+    another set's fingerprint is refused at once; a submission without one is scored with a warning. Audio content
     (readability, channels, rate, length, NaN/Inf, silence, copies of the references) is
     checked per item by :func:`check_audio` while scoring, so that every file is decoded once.
 
@@ -256,12 +299,13 @@ def load_submission(path: Path, dataset: Dataset) -> Submission:
         The submission, with every structural problem found in ``problems``.
 
     Raises:
-        LusebenchError: when ``path`` is not a folder.
+        LusebenchError: when ``path`` is not a folder, or answers another set.
     """
     path = Path(path)
     if not path.is_dir():
         raise LusebenchError(f"submission folder not found: {path}")
     problems: list[Problem] = []
+    _check_set(path, dataset, problems)
     system = _read_system(path, problems)
     has_audio = _present(path / AUDIO_DIR)
     has_likelihood, has_csv = _present(path / DOA_LIKELIHOOD), _present(path / DOA_CSV)
@@ -354,3 +398,10 @@ def write_doa_csv(path: Path, azimuths_deg: dict[str, float]) -> None:
     """Write ``doa.csv`` (mixture_id, azimuth_deg) into a submission folder, atomically; NaN (absent) is empty."""
     table = pd.DataFrame({"mixture_id": list(azimuths_deg), "azimuth_deg": list(azimuths_deg.values())})
     atomic_write(Path(path) / DOA_CSV, lambda tmp: table.to_csv(tmp, index=False))
+
+
+def write_set_json(path: Path, dataset: Dataset) -> None:
+    """Write ``set.json`` into a submission folder: the fingerprint of the set it answers, which
+    ``evaluate`` compares with the set it is scored against."""
+    write_json(Path(path) / SET_FILE, {"fingerprint": dataset.fingerprint, "num_items": len(dataset.mixture_ids),
+                                       "path": str(dataset.path)})

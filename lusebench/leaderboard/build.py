@@ -67,6 +67,21 @@ def publish_figures(entries: Sequence[ResultsFile], out_dir: Path) -> dict[Path,
     return published
 
 
+def _say_when_sets_differ(tables: Sequence[Table]) -> None:
+    # Tables are per fingerprint, so different sets are never ranked together; but results a user
+    # meant to compare may land in tables of their own, which only the title's fingerprint shows.
+    sets: dict[tuple[int, str | None], set[str]] = {}
+    for table in tables:
+        if table.fingerprint is not None:
+            sets.setdefault((table.num_sources, table.condition), set()).add(table.fingerprint)
+    for (count, condition), fingerprints in sets.items():
+        if len(fingerprints) > 1:
+            logger.warning(
+                "results of %d different %s test sets with %d sources (fingerprints %s): ranked in separate tables, "
+                "never together", len(fingerprints), condition, count, ", ".join(sorted(f[:12] for f in fingerprints)),
+            )
+
+
 @dataclass(frozen=True)
 class Leaderboard:
     """What :func:`build_leaderboard` wrote and the tables it shows."""
@@ -93,6 +108,7 @@ def build_leaderboard(results: Sequence[Path], out_dir: Path, *, include_paper: 
     paths = find_results(results) if results else _default_entries()
     entries = [load_results(path) for path in paths]
     tables = build_tables(entries, load_paper_table() if include_paper else None)
+    _say_when_sets_differ(tables)
     out_dir = Path(out_dir)
     markdown_path, html_path = out_dir / MARKDOWN_FILE, out_dir / HTML_FILE
     # Written beside ``out_dir`` and renamed into place whole: no page points at figures of another build.

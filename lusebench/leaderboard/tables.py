@@ -11,7 +11,7 @@ import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from lusebench.leaderboard.results import Coverage, ResultsFile, Stat
@@ -173,6 +173,26 @@ def _measured_row(results: ResultsFile, num_sources: int) -> Row:
     )
 
 
+def _distinct_names(rows: list[Row]) -> list[Row]:
+    """Rows whose system names repeat within a table get the shortest tail of their results
+    folder's path that tells them apart (the same reference scored twice, two runs of one name)."""
+    by_name: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_name.setdefault(row.system, []).append(index)
+    rows = list(rows)
+    for name, indices in by_name.items():
+        if len(indices) < 2:
+            continue
+        parts = [rows[i].results.path.parent.parts if rows[i].results else ("?",) for i in indices]
+        for i, path in zip(indices, parts):
+            # Results paths are distinct (find_results reads each file once), so some tail is unique.
+            depth = 1
+            while depth < len(path) and sum(other[-depth:] == path[-depth:] for other in parts) > 1:
+                depth += 1
+            rows[i] = replace(rows[i], system=f"{name} [{'/'.join(path[-depth:])}]")
+    return rows
+
+
 def build_tables(results: Sequence[ResultsFile], paper: PaperTable | None = None) -> tuple[Table, ...]:
     """Group results into ranked tables, with the paper's tables beside them.
 
@@ -198,7 +218,7 @@ def build_tables(results: Sequence[ResultsFile], paper: PaperTable | None = None
             Table(
                 test_set=" = ".join(names),
                 num_sources=count,
-                rows=tuple(sorted((_measured_row(m, count) for m in members), key=_rank_key)),
+                rows=tuple(sorted(_distinct_names([_measured_row(m, count) for m in members]), key=_rank_key)),
                 fingerprint=fingerprint,
                 condition=condition,
                 split=members[0].dataset.split,

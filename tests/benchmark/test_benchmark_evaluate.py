@@ -268,3 +268,37 @@ def test_evaluate_help_documents_the_format(capsys):
     text = capsys.readouterr().out
     for needle in ("system.json", "audio/<mixture_id>.flac", "doa.csv", "doa_likelihood.npy", "[0, 360)"):
         assert needle in text
+
+
+def test_a_submission_made_for_another_set_is_refused_in_one_line(data, tmp_path, capsys, caplog):
+    """Regression (issue 22): ids say split, sources and index, not the seed, so a submission made for
+    the seed-1 set was scored against the seed-0 set without a word."""
+    other = make_dataset(tmp_path / "seed1", num_items=5, num_sources=2, seconds=0.5, seed=1)
+    assert load_dataset(other).mixture_ids == load_dataset(data).mixture_ids  # the same ids...
+    assert main(["reference", "oracle", "--data", str(other), "--out", str(tmp_path / "o")]) == 0
+    recorded = json.loads((tmp_path / "o" / "set.json").read_text())["fingerprint"]
+    assert recorded == load_dataset(other).fingerprint  # ...but another fingerprint
+    for extra in (["--check-only"], []):
+        capsys.readouterr()
+        assert main(["evaluate", str(tmp_path / "o"), "--data", str(data), "--workers", "1", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "answers another set" in err and recorded[:12] in err
+    assert not (tmp_path / "o" / "results").exists()
+    # A submission from elsewhere, without set.json, is scored on trust with a warning.
+    foreign = make_submission(data, tmp_path / "foreign", tasks=("localization",))
+    evaluate(foreign, data, workers=1, progress=False, figures=False)
+    assert "has no set.json" in caplog.text
+
+
+def test_figures_refuse_results_of_two_sets_unless_allowed(data, tmp_path, capsys):
+    other = make_dataset(tmp_path / "seed1", num_items=5, num_sources=2, seconds=0.5, seed=1)
+    for name, folder in (("a", data), ("b", other)):
+        assert main(["reference", "oracle", "--data", str(folder), "--out", str(tmp_path / name)]) == 0
+        assert main(["evaluate", str(tmp_path / name), "--data", str(folder), "--workers", "1", "--no-figures"]) == 0
+    capsys.readouterr()
+    both = [str(tmp_path / "a" / "results"), str(tmp_path / "b" / "results")]
+    assert main(["figures", *both, "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--allow-mixed" in err and "2 test sets" in err
+    assert not (tmp_path / "figs").exists()
+    assert main(["figures", *both, "--allow-mixed", "--out", str(tmp_path / "figs")]) == 0

@@ -436,3 +436,29 @@ def test_track_columns_follow_the_papers_where_a_row_has_them(tmp_path):
     assert header.index("MAE (deg)") < header.index("Joint (%)") < header.index("Front-back conf. (%)")
     assert "**42.0 ± 5.0**" in markdown
     assert "Joint (%)" in board.html.read_text()
+
+
+def test_no_two_rows_of_a_table_render_alike(tmp_path):
+    """Regression (issue 22): a user's reference-oracle results beside the committed ones made two
+    rows named reference-oracle, at ranks 1 and 2, that nothing told apart."""
+    paths = [
+        write_fake_results(tmp_path / "entries" / "reference-oracle-3src", system="reference-oracle"),
+        write_fake_results(tmp_path / "mine" / "results", system="reference-oracle"),
+        write_fake_results(tmp_path / "theirs" / "results", system="reference-oracle"),
+        write_fake_results(tmp_path / "theirs" / "luseel", system="luseel", si_snri_db=1.0),
+    ]
+    (table,) = build_tables([load_results(p) for p in paths])
+    names = sorted(row.system for row in table.rows)
+    assert names == ["luseel", "reference-oracle [mine/results]", "reference-oracle [reference-oracle-3src]",
+                     "reference-oracle [theirs/results]"]
+    board = build_leaderboard(paths, tmp_path / "site", include_paper=False)
+    rows = [line for line in board.markdown.read_text().splitlines() if line.startswith("|") and "reference-oracle" in line]
+    assert len(rows) == 3 and len(set(rows)) == 3
+
+
+def test_results_of_other_sets_are_ranked_apart_and_said_so(tmp_path, caplog):
+    paths = [write_fake_results(tmp_path / "a", system="a"),
+             write_fake_results(tmp_path / "b", system="b", fingerprint=OTHER_FINGERPRINT)]
+    board = build_leaderboard(paths, tmp_path / "site", include_paper=False)
+    assert len(board.tables) == 2
+    assert "2 different anechoic test sets with 3 sources" in caplog.text and "never together" in caplog.text
