@@ -58,13 +58,13 @@ class ReplicateConfig:
             recipe A of the committed small rows is ``query_pairs=False, select_on="loss"``.
     """
 
-    num_sources: int = 2
-    preset: str = "small"
+    num_sources: int = 3
+    preset: str = "paper"
     systems: tuple[str, ...] = SYSTEM_ORDER
     jobs: int = 1
     seed: int = 0
     test_data: Path | None = None
-    eval_workers: int = 1
+    eval_workers: int = 2
     gm_clips: int = 0
     corpus: str = "debcaps"
     query_pairs: bool | None = None
@@ -135,6 +135,12 @@ def replicate(config: ReplicateConfig, out: Path | str, progress: bool = True) -
         LusebenchError: a stage failed (its log is named), or a bad configuration.
     """
     out = Path(out)
+    if config.preset == "paper":
+        import torch
+
+        if not torch.cuda.is_available():
+            log.warning("the paper preset trains at ~4 s per mixture per step on a CPU: --preset small fits one "
+                        "(about 20 min per system)")
     test = config.test_data
     if test is None:
         name = f"test-{config.num_sources}src"

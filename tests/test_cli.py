@@ -46,3 +46,77 @@ def test_verbose_is_accepted_after_the_subcommand_too(tmp_path):
     assert parser.parse_args(["systems", "-v"]).verbose is True
     assert parser.parse_args(["-v", "systems"]).verbose is True
     assert parser.parse_args(["systems"]).verbose is False
+
+
+def _stated_defaults(command: str) -> dict[str, str]:
+    """What each option's --help says its default is, by flag."""
+    import argparse
+    import re
+
+    from lusebench.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    stated = {}
+    for action in sub._actions:
+        if action.option_strings and action.help:
+            helped = " ".join(sub._get_formatter()._expand_help(action).split())
+            found = re.search(r"\(default:? (.*?)\)(?=;|$|\s)", helped)
+            if found:
+                stated[action.option_strings[0]] = found.group(1)
+    return stated
+
+
+def test_help_defaults_are_the_configs_defaults():
+    """Regression (issue 22): --help said "(default: none)" for values a preset sets, and the
+    description gave the paper's plateau rule for every preset."""
+    import inspect
+
+    from lusebench.baselines.train import TrainConfig
+    from lusebench.benchmark.evaluate import evaluate
+    from lusebench.replicate import ReplicateConfig
+    from lusebench.simulation.config import SimulationConfig
+
+    simulate = _stated_defaults("simulate")
+    config = SimulationConfig()
+    for flag, field in (("--sources", "num_sources"), ("--num", "num_mixtures"), ("--seed", "seed"),
+                        ("--duration", "duration_s"), ("--sample-rate", "sample_rate")):
+        assert float(simulate[flag]) == getattr(config, field), flag
+    assert simulate["--split"] == config.split and simulate["--corpus"] == config.corpus
+
+    train = _stated_defaults("train-baseline")
+    fields = {"--batch-size": "batch_size", "--epoch-size": "epoch_mixtures", "--lr": "lr",
+              "--warmup-steps": "warmup_steps", "--workers": "num_workers", "--max-epochs": "max_epochs",
+              "--select-on": "select_on", "--query-pairs": "query_pairs"}
+    for flag, field in fields.items():
+        text = train[flag]
+        assert text.startswith("the preset's: "), flag
+        for part in text.removeprefix("the preset's: ").split(", "):
+            preset, value = part.split(" ")
+            expected = getattr(TrainConfig.for_preset(preset, system="luseel"), field)
+            shown = {"none": None, "on": True, "off": False}.get(value, value)
+            if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+                shown = float(shown)
+            assert shown == expected, f"{flag} {preset}: help {value}, config {expected}"
+    assert int(train["--sources"]) == TrainConfig().num_sources and int(train["--seed"]) == TrainConfig().seed
+    assert train["--doa-label"] == TrainConfig().doa_label and train["--preset"] == TrainConfig().preset
+
+    replicate = _stated_defaults("replicate")
+    assert int(replicate["--sources"]) == ReplicateConfig().num_sources == TrainConfig().num_sources
+    assert replicate["--preset"] == ReplicateConfig().preset == TrainConfig().preset  # one default per concept
+    workers = inspect.signature(evaluate).parameters["workers"].default
+    assert int(replicate["--eval-workers"]) == ReplicateConfig().eval_workers == workers
+    assert int(_stated_defaults("evaluate")["--workers"]) == workers == int(_stated_defaults("demo")["--workers"])
+
+
+def test_no_help_says_none_for_a_value_that_is_set_elsewhere():
+    # "none" is true only where nothing is set: no preset value, no file, no limit.
+    assert [flag for flag, text in _stated_defaults("train-baseline").items() if text == "none"] == ["--text-model"]
+    assert [flag for flag, text in _stated_defaults("replicate").items() if text == "none"] == ["--test-data"]
+
+
+def test_leaderboard_results_are_optional_in_its_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["leaderboard", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: every committed entry" in text and "(required)" not in text

@@ -18,7 +18,7 @@ def test_replicate_scores_a_system_on_longer_mixtures_and_resumes_without_redoin
     test = tmp_path / "test"
     simulate(SimulationConfig(num_sources=2, num_mixtures=3, seed=5, duration_s=2.0), test, progress=False)
     out = tmp_path / "table"
-    config = ReplicateConfig(preset="tiny", systems=("mlp-gcc",), test_data=test, corpus="minicaps")
+    config = ReplicateConfig(num_sources=2, preset="tiny", systems=("mlp-gcc",), test_data=test, corpus="minicaps")
     page = replicate(config, out, progress=False)
     results = json.loads((out / "results" / "mlp-gcc" / "results.json").read_text())
     assert results["metrics"]["overall"]["doa_mae_deg"]["n"] == 3

@@ -1,27 +1,30 @@
-"""The paper's five systems, their parts, losses and registry (training and inference come later)."""
+"""The paper's five systems, their parts, losses and registry.
+
+Names are loaded on first use (PEP 562): ``lusebench.baselines.presets`` is read by ``--help``,
+which must not wait for torch.
+"""
 
 from __future__ import annotations
 
-from lusebench.baselines.systems import (
-    SYSTEMS,
-    BaselineSystem,
-    SystemConfig,
-    SystemOutput,
-    build_system,
-    system_config,
-    system_from_checkpoint_dict,
-    system_table,
-)
-from lusebench.baselines.text import TextEmbedding
+import importlib
+from typing import Any
 
-__all__ = [
-    "SYSTEMS",
-    "BaselineSystem",
-    "SystemConfig",
-    "SystemOutput",
-    "TextEmbedding",
-    "build_system",
-    "system_config",
-    "system_from_checkpoint_dict",
-    "system_table",
-]
+_EXPORTS = {
+    "SYSTEMS": "systems",
+    "BaselineSystem": "systems",
+    "SystemConfig": "systems",
+    "SystemOutput": "systems",
+    "build_system": "systems",
+    "system_config": "systems",
+    "system_from_checkpoint_dict": "systems",
+    "system_table": "systems",
+    "TextEmbedding": "text",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from lusebench import __version__
 from lusebench.baselines.data import RenderedSet, collate
+from lusebench.baselines.presets import PAPER, PRESETS
 from lusebench.baselines.losses import DoALabel, circular_distance_deg, neg_si_snr
 from lusebench.baselines.systems import BaselineSystem, SystemOutput, build_system
 from lusebench.baselines.text import EncoderKind
@@ -100,26 +101,26 @@ class TrainConfig:
     system: str = "luseel"
     preset: Literal["paper", "small", "tiny"] = "paper"
     num_sources: int = 3
-    batch_size: int = 32
-    epoch_mixtures: int = 20_000
-    val_mixtures: int = 500
-    lr: float = 1e-4
-    warmup_steps: int = 5000
+    batch_size: int = PAPER["batch_size"]
+    epoch_mixtures: int = PAPER["epoch_mixtures"]
+    val_mixtures: int = PAPER["val_mixtures"]
+    lr: float = PAPER["lr"]
+    warmup_steps: int = PAPER["warmup_steps"]
     weight_decay: float = 0.01
-    halve_after: int = 6
-    stop_after: int = 10
-    max_epochs: int | None = None
+    halve_after: int = PAPER["halve_after"]
+    stop_after: int = PAPER["stop_after"]
+    max_epochs: int | None = PAPER["max_epochs"]
     max_steps: int | None = None
     grad_clip: float = 5.0
-    num_workers: int = 4
+    num_workers: int = PAPER["num_workers"]
     seed: int = 0
     corpus: str = "minicaps"
     hrtf: str = "kemar"
     text_encoder: EncoderKind | None = None
     text_model: str | None = None
     doa_label: DoALabel = "likelihood"
-    query_pairs: bool = False
-    select_on: Selection = "loss"
+    query_pairs: bool = PAPER["query_pairs"]
+    select_on: Selection = PAPER["select_on"]
 
     def __post_init__(self) -> None:
         # Checked here, before a run folder is touched: a zero batch or step count used to be
@@ -158,21 +159,10 @@ class TrainConfig:
 
     @classmethod
     def for_preset(cls, preset: str, **overrides: Any) -> TrainConfig:
-        """The paper recipe, or its CPU-sized tiny version; explicit overrides win."""
-        if preset == "paper":
-            base: dict[str, Any] = {}
-        elif preset == "small":
-            # Chosen by the sweep in docs/small-preset.md: 2,000 steps of 8 one-second mixtures,
-            # about 20 minutes of one core for the joint systems. Query pairs: without them an
-            # extractor sat at the mixture (0 dB SI-SNRi) for all 2,000 steps.
-            base = dict(
-                batch_size=8, epoch_mixtures=2000, val_mixtures=200, lr=1e-3, warmup_steps=200, num_workers=1,
-                max_epochs=8, halve_after=2, stop_after=4, query_pairs=True, select_on="metrics",
-            )
-        elif preset == "tiny":
-            base = dict(batch_size=4, epoch_mixtures=32, val_mixtures=8, warmup_steps=10, num_workers=0, max_epochs=2)
-        else:
-            raise LusebenchError(f"unknown preset {preset!r}; choose paper, small or tiny")
+        """A preset's recipe (presets.py); explicit overrides win."""
+        if preset not in PRESETS:
+            raise LusebenchError(f"unknown preset {preset!r}; choose {', '.join(PRESETS)}")
+        base = dict(PRESETS[preset])
         if overrides.get("max_steps") is not None and overrides.get("max_epochs") is None:
             base.pop("max_epochs", None)  # an asked-for step count is not cut short by the preset's epoch cap
         return cls(preset=preset, **{**base, **{k: v for k, v in overrides.items() if v is not None}})
