@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 from pathlib import Path
 from typing import Literal
@@ -20,7 +22,7 @@ from lusebench.benchmark.submission import (
     write_system_json,
 )
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, read_audio, read_regular_file, replace_folder, write_bytes
+from lusebench.io import atomic_write, read_regular_file, replace_folder, write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,32 @@ _SYSTEMS: dict[str, SystemInfo] = {
         description="Azimuths drawn uniformly from [0, 360): expected 2.8% accuracy (10 of 360 deg) and 90 deg MAE.",
     ),
 }
+
+
+# libsndfile's default FLAC level, then the strongest: the set's files are written at level 3 (io.py).
+_ORACLE_FLAC_LEVELS = (5 / 8, 1.0)
+
+
+def _oracle_bytes(reference: bytes, name: str, sha256: str) -> tuple[str, bytes]:
+    """The reference's exact samples in other bytes than the reference's (evaluate refuses byte
+    copies), no larger than it: a FLAC reference is re-encoded losslessly at another compression
+    level with its own bit depth (16 or 24 bit: the integers read back are the file's), a float WAV
+    reference is written as WAVEX (the same samples, a 36-byte longer header)."""
+    info = sf.info(io.BytesIO(reference))
+    if info.format == "FLAC" and info.subtype in ("PCM_16", "PCM_24"):
+        samples, rate = sf.read(io.BytesIO(reference), dtype="int32", always_2d=True)  # (time, channels), the file's integers
+        for level in _ORACLE_FLAC_LEVELS:
+            buffer = io.BytesIO()
+            sf.write(buffer, samples, rate, subtype=info.subtype, format="FLAC", compression_level=level)
+            if hashlib.sha256(buffer.getvalue()).hexdigest() != sha256:
+                return ".flac", buffer.getvalue()
+        raise LusebenchError(f"cannot write {name}'s samples in bytes other than its own")
+    if info.format == "WAV" and info.subtype in ("FLOAT", "DOUBLE", "PCM_16", "PCM_24"):
+        samples, rate = sf.read(io.BytesIO(reference), dtype="float64", always_2d=True)
+        buffer = io.BytesIO()
+        sf.write(buffer, samples, rate, subtype=info.subtype, format="WAVEX")
+        return ".wav", buffer.getvalue()
+    raise LusebenchError(f"{name}: the oracle reads FLAC (16/24-bit) or WAV references, not {info.format} {info.subtype}")
 
 
 def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0, progress: bool = True) -> Path:
@@ -82,23 +110,18 @@ def write_reference(kind: ReferenceKind, data: Path, out: Path, seed: int = 0, p
                 rows, total=len(manifest), desc=f"writing {kind}", unit="item", disable=not progress
             ):
                 if kind == "oracle" and target_absent:  # the right answer to a query for a sound not there
-                    silence = np.zeros((2, int(num_samples)))
+                    silence = np.zeros((2, int(num_samples)))  # 16-bit FLAC: a few kB, where WAV took 640 kB per 10 s
                     atomic_write(
-                        staging / AUDIO_DIR / f"{mixture_id}.wav",
-                        lambda tmp, a=silence: sf.write(tmp, a.T, dataset.sample_rate, subtype="PCM_16", format="WAV"),
+                        staging / AUDIO_DIR / f"{mixture_id}.flac",
+                        lambda tmp, a=silence: sf.write(tmp, a.T, dataset.sample_rate, subtype="PCM_16", format="FLAC"),
                     )
                     continue
                 source = dataset.path / relative  # inside the folder: the manifest was checked
                 if kind == "mixture":
                     write_bytes(staging / AUDIO_DIR / f"{mixture_id}{source.suffix}", read_regular_file(source, sha256=sha256))
                     continue
-                # evaluate refuses byte copies of the references, so the oracle re-encodes its samples as
-                # float64 WAV: exactly the reference's values (24-bit and float32 samples fit) in other bytes.
-                audio, rate = read_audio(source, sha256=sha256)
-                atomic_write(
-                    staging / AUDIO_DIR / f"{mixture_id}.wav",
-                    lambda tmp, a=audio, r=rate: sf.write(tmp, a.T, r, subtype="DOUBLE", format="WAV"),
-                )
+                suffix, payload = _oracle_bytes(read_regular_file(source, sha256=sha256), source.name, sha256)
+                write_bytes(staging / AUDIO_DIR / f"{mixture_id}{suffix}", payload)
         if kind == "oracle":  # an absent target's azimuth is NaN: an empty cell, "absent"
             write_doa_csv(staging, dict(zip(manifest["mixture_id"], manifest["target_azimuth_deg"].astype(float))))
         elif kind == "random":

@@ -199,6 +199,24 @@ def test_oracle_reference_scores_the_ceiling(data, tmp_path):
     assert overall["itd_error_us"]["mean"] == 0.0 and overall["ild_error_db"]["mean"] == 0.0
 
 
+@pytest.mark.parametrize("audio_format", ["flac", "wav"])
+def test_oracle_reference_holds_the_references_samples_in_no_larger_files(audio_format, tmp_path):
+    """Regression (issue 22): the oracle wrote float64 WAV, 2.56 MB per 10 s file (2.4 GB for test-3src)."""
+    import soundfile as sf
+
+    data = make_dataset(tmp_path / "data", num_items=3, num_sources=2, seconds=0.5, audio_format=audio_format)
+    submission = write_reference("oracle", data, tmp_path / "oracle", progress=False)
+    manifest = load_dataset(data).manifest
+    for row in manifest.itertuples():
+        reference = data / row.target_path
+        (written,) = (submission / "audio").glob(f"{row.mixture_id}.*")
+        assert written.stat().st_size <= reference.stat().st_size + (36 if audio_format == "wav" else 0)
+        assert sf.info(written).subtype == sf.info(reference).subtype
+        np.testing.assert_array_equal(sf.read(written, dtype="float64")[0], sf.read(reference, dtype="float64")[0])
+    overall = evaluate(submission, data, workers=1, progress=False, figures=False).summary["metrics"]["overall"]
+    assert overall["si_snr_db"]["mean"] == pytest.approx(100.0)
+
+
 def test_random_reference_is_uniform(tmp_path):
     data = make_dataset(tmp_path / "data", num_items=400, num_sources=2, seconds=0.01)
     submission = write_reference("random", data, tmp_path / "random", seed=1)
