@@ -205,3 +205,29 @@ def test_the_cli_prints_no_traceback_for_a_bad_seed(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "{missing}", "--data", "{rendered}"],
+        ["evaluate", "{missing}", "--data", "{rendered}", "--check-only"],
+        ["evaluate", "{rendered}", "--data", "{missing}"],
+        ["reference", "mixture", "--data", "{missing}", "--out", "{missing}/sub"],
+        ["infer", "--checkpoint", "{missing}/best.pt", "--data", "{rendered}", "--out", "{missing}/sub"],
+        ["simulate", "--verify", "{missing}"],
+        ["figures", "{missing}", "--out", "{missing}/figs"],
+        ["leaderboard", "{missing}", "--out", "{missing}/site"],
+        ["train-baseline", "--system", "mlp-gcc", "--preset", "tiny", "--val-data", "{missing}", "--out", "{missing}/run"],
+        ["train-baseline", "--system", "mlp-gcc", "--preset", "tiny", "--resume", "--out", "{missing}"],
+    ],
+)
+def test_no_command_creates_a_folder_it_was_asked_to_read(argv, rendered, tmp_path, capsys):
+    """Regression (issue 22): `evaluate` on a missing submission folder created it (for its
+    results/), then reported that system.json was missing."""
+    missing = tmp_path / "missing"
+    argv = [a.format(missing=missing, rendered=rendered) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "missing" in err
+    assert not missing.exists()

@@ -264,6 +264,8 @@ def evaluate(
     out = submission / "results" if out is None else Path(out)
     dataset = load_dataset(data)
     scored = dataset if recipes is None else dataset.restrict(read_recipe_ids(Path(recipes)), str(recipes))
+    if not submission.is_dir():  # before staging SUBMISSION/results, which would create it
+        raise LusebenchError(f"submission folder not found: {submission}")
     # The output folder is checked (and staged beside itself) before any scoring.
     with replace_folder(out, owned=RESULTS_ENTRIES) as staging:
         checked, outcomes = _checked(submission, dataset, workers, progress, score=True,
