@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from lusebench.baselines.data import RenderedSet, collate, peak_normalise
+from lusebench.baselines.presets import PAPER, PRESETS
 from lusebench.baselines.systems import SYSTEMS, BaselineSystem, parameter_count, system_from_checkpoint_dict
 from lusebench.baselines.train import autocast, load_checkpoint, resolve_device
 from lusebench.baselines.windows import run_windowed
@@ -40,15 +43,50 @@ def corpus_label(spec: str) -> str:
     return "+".join(parts)
 
 
+# Recipe fields a run may change from its preset, in the words a run name uses.
+_CHANGES = {
+    "query_pairs": lambda on: "query pairs" if on else "no query pairs",
+    "select_on": lambda on: f"select on {on}",
+    "seed": lambda seed: f"seed {seed}",
+    "doa_label": lambda label: f"{label} DoA label",
+    "text_encoder": lambda encoder: f"text {encoder}",
+    "epoch_mixtures": lambda size: f"epoch size {size}",
+}
+
+
+def recipe_changes(recipe: dict) -> list[str]:
+    """What a run's train_config changes from its preset's recipe, as short phrases."""
+    preset = PRESETS.get(recipe.get("preset", "paper"), PAPER)
+    defaults = {**preset, "seed": 0, "doa_label": "likelihood", "text_encoder": None}
+    changes = []
+    for field, default in defaults.items():
+        value = recipe.get(field, default)
+        if field in ("max_epochs", "num_workers", "val_mixtures") or value == default:
+            continue  # limits show as the step count; workers and the val size do not change the recipe
+        if field in _CHANGES:
+            changes.append(_CHANGES[field](value))
+        else:
+            changes.append(f"{field.replace('_', ' ')} {value:g}" if isinstance(value, float) else f"{field.replace('_', ' ')} {value}")
+    return changes
+
+
+def config_hash(recipe: dict) -> str:
+    """Seven hex digits of the train_config: runs of one name and steps but another config differ here."""
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:7]
+
+
 def system_info(payload: dict, model: BaselineSystem) -> SystemInfo:
-    """The ``system.json`` of a trained checkpoint: its name says how it was trained (preset,
-    device, corpus), so a CPU-sized row is never read as the paper's system."""
+    """The ``system.json`` of a trained checkpoint: its name says how it was trained (preset and
+    what the run changed from it, corpus, steps, device, a hash of the whole config), so a CPU-sized
+    row is never read as the paper's system, and two runs that differ are never named alike."""
     config, recipe = model.config, payload["train_config"]
     preset, device = recipe.get("preset", "paper"), payload.get("device", "unrecorded device")
     corpus = corpus_label(str(recipe.get("corpus")))
     tasks = tuple(task for task, on in (("extraction", config.extraction), ("localization", config.localization)) if on)
+    parts = [f"{preset} preset", *recipe_changes(recipe), corpus, f"{payload['step']:,} steps",
+             device.upper() if device in ("cpu", "cuda") else device, f"cfg {config_hash(recipe)}"]
     return SystemInfo(
-        name=f"{config.name} ({preset} preset, {device.upper() if device in ('cpu', 'cuda') else device}, {corpus})",
+        name=f"{config.name} ({', '.join(parts)})",
         tasks=tasks,
         parameters=parameter_count(model),
         description=f"{SYSTEMS[config.name].paper_name} trained with lusebench {payload['lusebench_version']}: "

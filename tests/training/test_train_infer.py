@@ -306,3 +306,15 @@ def test_a_run_stopped_before_its_first_epoch_ends_leaves_a_best_checkpoint_infe
     assert main(["infer", "--checkpoint", str(run / "best.pt"), "--data", str(data), "--out", str(tmp_path / "s"),
                  "--no-progress"]) == 0
     assert (tmp_path / "s" / "doa.csv").is_file()
+
+
+def test_run_names_say_what_differs(data, val, tmp_path):
+    """Regression (issue 22): a 120-step run was named like the committed 1,500-step entry."""
+    names = {}
+    for label, overrides in (("a", {}), ("b", {"max_epochs": 2}), ("c", {"query_pairs": True}), ("d", {"lr": 5e-4})):
+        best = train(_tiny("mlp-gcc", **overrides), tmp_path / label, val_data=val, progress=False)
+        infer(best, data, tmp_path / f"{label}-sub", progress=False)
+        names[label] = json.loads((tmp_path / f"{label}-sub" / "system.json").read_text())["name"]
+    assert len(set(names.values())) == 4
+    assert names["a"].startswith("mlp-gcc (tiny preset, batch size 2, epoch size 4, minicaps, 2 steps, CPU, cfg ")
+    assert "query pairs" in names["c"] and "lr 0.0005" in names["d"]  # b differs from a by its hash alone
