@@ -608,6 +608,17 @@ class _RawHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
     """As :class:`_HelpFormatter`, with the description's and epilog's line breaks kept."""
 
 
+def _no_library_progress_bars() -> None:
+    """--no-progress silences the bars libraries draw too: transformers' "Loading weights" reads
+    the Hugging Face switch when it is imported (here and in every stage replicate starts), or its
+    own switch once imported."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -617,6 +628,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if getattr(args, "no_progress", False):
+        _no_library_progress_bars()
     try:
         return int(args.func(args) or 0)
     except LusebenchError as error:

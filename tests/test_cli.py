@@ -120,3 +120,16 @@ def test_leaderboard_results_are_optional_in_its_help(capsys):
         main(["leaderboard", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "default: every committed entry" in text and "(required)" not in text
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_no_progress_silences_the_loading_weights_bar(quiet):
+    """Regression (issue 22): transformers drew its "Loading weights" bar under --no-progress."""
+    import subprocess
+    import sys
+
+    code = ("from lusebench.cli import _no_library_progress_bars; _no_library_progress_bars()\n" if quiet else "")
+    code += "from lusebench.baselines.text import _load_minilm; _load_minilm(32)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert ("Loading weights" in run.stderr) != quiet

@@ -4,6 +4,7 @@ systems, at one-column width, as PNG and PDF."""
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def _save(figure: Figure, out: Path, stem: str) -> list[Path]:
     paths = []
     for fmt in _FORMATS:
         path = out / f"{stem}.{fmt}"
-        atomic_write(path, lambda tmp, fmt=fmt: figure.savefig(tmp, format=fmt, dpi=300))
+        # bbox "tight": the legend sits above the axes, outside what tight_layout makes room for.
+        atomic_write(path, lambda tmp, fmt=fmt: figure.savefig(tmp, format=fmt, dpi=300, bbox_inches="tight", pad_inches=0.03))
         paths.append(path)
     return paths
 
@@ -51,10 +53,21 @@ def _interval(cell: dict) -> tuple[float, float] | None:
     return cell["mean"] - cell["ci95_low"], cell["ci95_high"] - cell["mean"]
 
 
+# Characters of a legend label at 7 pt that fit a third of the column; longer labels take a row each.
+_SHORT_LABEL = 18
+_WRAP_AT = 48
+
+
 def _legend_above(axes, **kwargs) -> None:
     # Above the axes, outside them: a legend inside may hide a bar or a point whatever its corner.
-    axes.legend(fontsize=_FONT_PT - 1, frameon=False, loc="lower left", bbox_to_anchor=(0.0, 1.0, 1.0, 0.1),
-                ncol=3, mode="expand", borderaxespad=0.2, **kwargs)
+    # Three short labels share a row; long ones (the run names infer writes run to 80 characters)
+    # overlapped there, so they get a row each, wrapped to the column's width.
+    handles, labels = axes.get_legend_handles_labels()
+    short = max(map(len, labels), default=0) <= _SHORT_LABEL
+    labels = labels if short else [textwrap.fill(label, _WRAP_AT) for label in labels]
+    axes.legend(handles, labels, fontsize=_FONT_PT - 1, frameon=False, loc="lower left",
+                bbox_to_anchor=(0.0, 1.0, 1.0, 0.1), ncol=min(3, len(labels)) if short else 1,
+                mode="expand" if short else None, borderaxespad=0.2, **kwargs)
 
 
 def _bars_by_separation(results: Sequence[Results], labels: Sequence[str], key: str, ylabel: str) -> Figure:

@@ -320,3 +320,20 @@ def test_figures_refuse_results_of_two_sets_unless_allowed(data, tmp_path, capsy
     assert len(err.splitlines()) == 1 and "--allow-mixed" in err and "2 test sets" in err
     assert not (tmp_path / "figs").exists()
     assert main(["figures", *both, "--allow-mixed", "--out", str(tmp_path / "figs")]) == 0
+
+
+def test_long_legend_labels_do_not_overlap(data, good, tmp_path):
+    """Regression (issue 22): three run names shared a legend row and were printed over each other."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from lusebench.benchmark.figures import _bars_by_separation
+
+    results = evaluate(good, data, tmp_path / "r", workers=1, progress=False, figures=False)
+    labels = ["mlp-gcc (small preset, minicaps+gmcaps-2000, 1,500 steps, CPU, cfg abc1787)",
+              "mlp-gcc (small preset, no query pairs, select on loss, minicaps, 1,750 steps, CPU, cfg 32ad4b9)", "x"]
+    figure = _bars_by_separation([results] * 3, labels, "doa_mae_deg", "MAE")
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()  # places the legend's texts
+    renderer = canvas.get_renderer()
+    boxes = [text.get_window_extent(renderer) for text in figure.axes[0].get_legend().get_texts()]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
