@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, open_regular, sha256_file
@@ -131,6 +130,8 @@ class HrtfSet:
 
 def _onsets(hrirs: np.ndarray) -> np.ndarray:
     """Onset delay in samples of each IR in ``hrirs`` (..., L), to 1/8 sample."""
+    from scipy.signal import resample_poly  # here: the CLI imports this module for every command, even --version
+
     up = resample_poly(hrirs, _ONSET_UPSAMPLE, 1, axis=-1)
     magnitude = np.abs(up)
     above = magnitude >= _ONSET_THRESHOLD * magnitude.max(axis=-1, keepdims=True)
@@ -214,6 +215,8 @@ def resample_hrirs(hrirs: np.ndarray, rate: int, sample_rate: int) -> np.ndarray
     if rate == sample_rate:
         return hrirs
     gcd = math.gcd(rate, sample_rate)
+    from scipy.signal import resample_poly  # here: importing scipy.signal takes ~0.7 s
+
     return resample_poly(hrirs, sample_rate // gcd, rate // gcd, axis=-1)
 
 

@@ -37,8 +37,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.signal import sosfiltfilt
-from scipy.spatial import cKDTree
 
 from lusebench.errors import LusebenchError
 from lusebench.simulation.hrtf import load_hrtf, read_sofa, resample_hrirs
@@ -190,7 +188,9 @@ class SphereHrirs:
     identity: str
 
     @cached_property
-    def tree(self) -> cKDTree:
+    def tree(self):  # -> scipy.spatial.cKDTree
+        from scipy.spatial import cKDTree  # here: the CLI imports this module for every command
+
         return cKDTree(self.directions)
 
     @cached_property
@@ -400,7 +400,11 @@ def binaural_rir(images: ImageSources, damping: np.ndarray, listener_m: tuple[fl
     pieces = torch.fft.irfft(spectrum, n=nfft)[..., num_taps - 1 :]  # (2, W, block)
     brir = pieces.reshape(2, -1)[:, :length].numpy().astype(np.float64)
     sos = _highpass(sphere.sample_rate)
-    return sosfiltfilt(sos, brir, axis=-1) if sos is not None else brir
+    if sos is None:
+        return brir
+    from scipy.signal import sosfiltfilt  # here: importing scipy.signal takes ~0.7 s
+
+    return sosfiltfilt(sos, brir, axis=-1)
 
 
 @dataclass(frozen=True)
