@@ -463,7 +463,8 @@ def _add_figures_parser(sub: argparse._SubParsersAction) -> None:
         description="Draw Fig. 2 (SI-SNRi by separation), Fig. 3 (DoA MAE by separation) and Fig. 4 "
         "(MAE against SI-SNRi) for every results folder given, e.g. systems 3 and 5 for Fig. 2.",
     )
-    p.add_argument("results", type=Path, nargs="+", help="results folders (or their results.json)")
+    p.add_argument("results", type=Path, nargs="+", help="results folders (or their results.json), or the names of "
+                   "committed entries (lusebench/leaderboard/entries/NAME)")
     p.add_argument("--out", type=Path, required=True, help="folder for the PNG and PDF files")
     p.add_argument("--labels", nargs="+", default=None, help="legend entries, one per results folder "
                    "(default: each system's name)")
@@ -475,8 +476,9 @@ def _add_figures_parser(sub: argparse._SubParsersAction) -> None:
 def _run_figures(args: argparse.Namespace) -> int:
     from lusebench.benchmark.figures import draw_figures
     from lusebench.benchmark.results import load_results
+    from lusebench.leaderboard.build import entry_or_path
 
-    paths = draw_figures([load_results(r) for r in args.results], args.out, args.labels, allow_mixed=args.allow_mixed)
+    paths = draw_figures([load_results(entry_or_path(r)) for r in args.results], args.out, args.labels, allow_mixed=args.allow_mixed)
     print(f"{len(paths)} files written to {args.out}")
     return 0
 

@@ -29,6 +29,7 @@ from lusebench.baselines.train import TrainConfig, val_simulation_config
 from lusebench.errors import LusebenchError
 from lusebench.leaderboard import build_leaderboard
 from lusebench.simulation.config import BENCHMARK_SETS
+from lusebench.simulation.gm import load_soundfont
 from lusebench.simulation.gmcaps import GENERATOR_VERSION, build_gmcaps
 from lusebench.simulation.writer import simulate
 
@@ -141,6 +142,8 @@ def replicate(config: ReplicateConfig, out: Path | str, progress: bool = True) -
         if not torch.cuda.is_available():
             log.warning("the paper preset trains at ~4 s per mixture per step on a CPU: --preset small fits one "
                         "(about 20 min per system)")
+    if config.gm_clips:
+        load_soundfont()  # a missing synthesizer fails here, before an hour of rendering and training
     test = config.test_data
     if test is None:
         name = f"test-{config.num_sources}src"

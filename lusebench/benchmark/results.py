@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,11 +85,25 @@ def _check_figure_metrics(summary: dict, fields: Fields) -> None:
                 fields.take(cell, f"{where}[{index}]", name, "a finite number", nullable=True, default=None)
 
 
+def _gunzip(packed: bytes, name: Path) -> bytes:
+    """A gzipped item table's bytes, refused past MAX_ITEMS_BYTES as it is unpacked (a small file
+    may unpack to gigabytes)."""
+    unpacker = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        payload = unpacker.decompress(packed, MAX_ITEMS_BYTES + 1)
+    except zlib.error as error:
+        raise LusebenchError(f"cannot read the item table {name}: {error}") from None
+    if len(payload) > MAX_ITEMS_BYTES or unpacker.unconsumed_tail:
+        raise LusebenchError(f"{name} unpacks to more than {MAX_ITEMS_BYTES} bytes")
+    return payload
+
+
 def load_results(path: Path) -> Results:
     """Read a results folder (or its results.json) written by ``lusebench evaluate``, checked.
 
     results.json is read through the schema's bounded decoder and checked for what the figures
-    read (the system, the separation bins and their cells); its item table must lie beside it.
+    read (the system, the separation bins and their cells); its item table must lie beside it,
+    as ``items.csv`` or gzipped as ``items.csv.gz`` (the committed entries hold it so).
 
     Raises:
         LusebenchError: one line naming the file when results.json or its item table is missing,
@@ -114,7 +129,12 @@ def load_results(path: Path) -> Results:
     if fields.problems:
         raise LusebenchError(f"malformed results file {file}: " + "; ".join(fields.problems))
     items_file = resolve_inside(file.parent, items_name, f"{file}: items")
-    payload = read_regular_file(items_file, max_bytes=MAX_ITEMS_BYTES)
+    packed = items_file.with_name(items_file.name + ".gz")
+    if not (items_file.exists() or items_file.is_symlink()) and packed.is_file() and not packed.is_symlink():
+        items_file = packed
+        payload = _gunzip(read_regular_file(packed, max_bytes=MAX_ITEMS_BYTES), packed)
+    else:
+        payload = read_regular_file(items_file, max_bytes=MAX_ITEMS_BYTES)
     try:
         items = pd.read_csv(io.BytesIO(payload), dtype={"mixture_id": str})
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:

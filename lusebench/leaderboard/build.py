@@ -30,6 +30,15 @@ _MAX_FIGURE_BYTES = 16 << 20
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
+def entry_or_path(path: Path) -> Path:
+    """``path``, or the committed entry of that name when no such path exists here
+    (``lusebench figures small-gmcaps-mlp-gcc-2src MY/results``)."""
+    path = Path(path)
+    if not path.exists() and len(path.parts) == 1 and (DEFAULT_ENTRIES / path).is_dir():
+        return DEFAULT_ENTRIES / path
+    return path
+
+
 def _default_entries() -> list[Path]:
     found = sorted(DEFAULT_ENTRIES.rglob(RESULTS_FILENAME)) if DEFAULT_ENTRIES.is_dir() else []
     if not found:
@@ -105,7 +114,7 @@ def build_leaderboard(results: Sequence[Path], out_dir: Path, *, include_paper: 
         LusebenchError: a path is missing, a results file is malformed or of an unknown
             schema version, or ``out_dir`` cannot be written (nothing is written then).
     """
-    paths = find_results(results) if results else _default_entries()
+    paths = find_results([entry_or_path(path) for path in results]) if results else _default_entries()
     entries = [load_results(path) for path in paths]
     tables = build_tables(entries, load_paper_table() if include_paper else None)
     _say_when_sets_differ(tables)

@@ -462,3 +462,29 @@ def test_results_of_other_sets_are_ranked_apart_and_said_so(tmp_path, caplog):
     board = build_leaderboard(paths, tmp_path / "site", include_paper=False)
     assert len(board.tables) == 2
     assert "2 different anechoic test sets with 3 sources" in caplog.text and "never together" in caplog.text
+
+
+def test_figures_take_committed_entries_by_name(tmp_path, capsys):
+    """Regression (issue 22): the committed entries had no items.csv, so `figures` refused them."""
+    from lusebench.leaderboard.build import DEFAULT_ENTRIES
+
+    names = ["reference-oracle-2src", "reference-random-2src", "small-gmcaps-mlp-gcc-2src"]
+    for name in names:
+        assert (DEFAULT_ENTRIES / name / "items.csv.gz").is_file() and (DEFAULT_ENTRIES / name / "provenance.json").is_file()
+    assert main(["figures", *names, "--out", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "fig3_doa_mae_by_separation.png").is_file()
+    assert main(["figures", "reference-oracle-2src", "reference-oracle-3src", "--out", str(tmp_path / "mixed")]) == 2
+    assert "--allow-mixed" in capsys.readouterr().err
+
+
+def test_every_committed_entry_records_how_it_was_made():
+    from lusebench.leaderboard.build import DEFAULT_ENTRIES
+
+    entries = sorted(path.parent for path in DEFAULT_ENTRIES.glob("*/results.json"))
+    assert entries
+    for entry in entries:
+        record = json.loads((entry / "provenance.json").read_text())
+        assert record["commands"] and all(c.startswith("lusebench ") for c in record["commands"]), entry.name
+        assert (entry / "items.csv.gz").is_file(), entry.name
+        if "training" in record:
+            assert (entry / "metrics.jsonl").is_file() and record["training"]["git_commit"], entry.name

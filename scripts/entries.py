@@ -1,0 +1,148 @@
+"""Make and check the committed leaderboard entries (lusebench/leaderboard/entries/).
+
+Every entry holds what ``lusebench evaluate`` wrote (``results.json``, ``figures/``), its item
+table gzipped (``items.csv.gz``, which ``lusebench figures`` reads), and ``provenance.json``: the
+exact commands that made it and the lusebench commit of each; a trained entry also holds the run's
+``metrics.jsonl`` and the ``provenance.json`` of its training run (train-baseline's command, commit
+and whether the checkout was clean).
+
+    # the reference entries, on the fixed sets rendered with `lusebench simulate --benchmark ...`
+    python scripts/entries.py references --data data/test-2src data/test-3src
+
+    # re-run the cheapest trained rows (MLP-GCC, ~5 min each on one core) with the command their
+    # entry records, and compare the new means with the entry's 95% intervals; --write replaces
+    # the entry by the new run when it lands inside them
+    python scripts/entries.py check small-gmcaps-mlp-gcc-2src --out runs/check-b2 [--test-data data/test-2src]
+
+Run `check` before committing entries: a row whose re-run leaves its interval does not reproduce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lusebench.leaderboard.build import DEFAULT_ENTRIES  # noqa: E402
+from lusebench.provenance import provenance  # noqa: E402
+
+# Means compared with the entry's interval over mixtures, per task.
+CHECKED = ("si_snri_db", "sdri_db", "doa_accuracy_pct", "doa_mae_deg")
+
+
+def _lusebench(*argv: str) -> str:
+    """Runs a lusebench command from this checkout; returns its command line as provenance records it."""
+    command = ["lusebench", *argv]
+    print("$", shlex.join(command), flush=True)
+    subprocess.run([sys.executable, "-m", "lusebench.cli", *argv], check=True, cwd=ROOT)
+    return shlex.join(command)
+
+
+def install(results: Path, name: str, commands: list[str], run: Path | None = None, note: str = "") -> Path:
+    """Copies an evaluate output folder into ``entries/name`` with its provenance (replacing the entry)."""
+    entry = DEFAULT_ENTRIES / name
+    staging = Path(tempfile.mkdtemp(dir=DEFAULT_ENTRIES, prefix=f".{name}-"))
+    shutil.copyfile(results / "results.json", staging / "results.json")
+    shutil.copytree(results / "figures", staging / "figures")
+    with open(results / "items.csv", "rb") as source, gzip.GzipFile(staging / "items.csv.gz", "wb", mtime=0) as target:
+        shutil.copyfileobj(source, target)  # mtime 0: the same table gives the same bytes
+    record = {"commands": commands, "made_with": provenance(None), "note": note}
+    record["made_with"].pop("command")
+    if run is not None:
+        shutil.copyfile(run / "metrics.jsonl", staging / "metrics.jsonl")
+        record["training"] = json.loads((run / "provenance.json").read_text())
+        record["train_config"] = json.loads((run / "train_config.json").read_text())
+    (staging / "provenance.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    if entry.exists():
+        shutil.rmtree(entry)
+    staging.rename(entry)
+    print(f"entry written: {entry}")
+    return entry
+
+
+def references(data: list[Path], workers: int) -> None:
+    for folder in data:
+        sources = json.loads((folder / "config.json").read_text())["num_sources"]
+        for kind in ("mixture", "oracle", "random"):
+            with tempfile.TemporaryDirectory() as scratch:
+                submission, results = Path(scratch) / "submission", Path(scratch) / "results"
+                commands = [
+                    _lusebench("reference", kind, "--data", str(folder), "--out", str(submission), "--no-progress"),
+                    _lusebench("evaluate", str(submission), "--data", str(folder), "--out", str(results),
+                               "--workers", str(workers), "--no-progress"),
+                ]
+                install(results, f"reference-{kind}-{sources}src", commands)
+
+
+def _means_inside(new: dict, old: dict) -> list[str]:
+    """One line per checked metric: new mean, the entry's mean and interval, and whether it is inside."""
+    lines = []
+    for key in CHECKED:
+        if key not in old:
+            continue
+        cell, mean = old[key], new[key]["mean"]
+        inside = cell["ci95_low"] <= mean <= cell["ci95_high"]
+        lines.append(f"{'PASS' if inside else 'FAIL'} {key}: {mean:.3f} against {cell['mean']:.3f} "
+                     f"[{cell['ci95_low']:.3f}, {cell['ci95_high']:.3f}]")
+    return lines
+
+
+def check(name: str, out: Path, test_data: Path | None, write: bool, command: str | None = None) -> int:
+    entry = DEFAULT_ENTRIES / name
+    if command is None:  # the command the entry records
+        command = json.loads((entry / "provenance.json").read_text())["commands"][0]
+    argv = shlex.split(command)
+    if argv[:2] != ["lusebench", "replicate"] or "--systems" not in argv:
+        sys.exit(f"{name}: its command is not a one-system `lusebench replicate`: {command}")
+    argv = argv[1:]
+    argv[argv.index("--out") + 1] = str(out)
+    system = argv[argv.index("--systems") + 1]
+    if test_data is not None:  # the set the entry was scored on, already rendered (evaluate checks its fingerprint)
+        argv += ["--test-data", str(test_data)]
+    ran = _lusebench(*argv, "--no-progress")
+    results = out / "results" / system
+    new = json.loads((results / "results.json").read_text())
+    old = json.loads((entry / "results.json").read_text())
+    if new["dataset"]["fingerprint"] != old["dataset"]["fingerprint"]:
+        sys.exit(f"scored on another set ({new['dataset']['fingerprint'][:12]}) than the entry ({old['dataset']['fingerprint'][:12]})")
+    lines = _means_inside(new["metrics"]["overall"], old["metrics"]["overall"])
+    print("\n".join(lines))
+    passed = all(line.startswith("PASS") for line in lines)
+    print(f"{name}: {'reproduces' if passed else 'does NOT reproduce'} (new run in {out})")
+    if write and passed:
+        install(results, name, [ran.replace(str(out), "OUT")], run=out / "runs" / system,
+                note=f"re-made by `scripts/entries.py check` from: {command}")
+    return 0 if passed else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    refs = sub.add_parser("references", help="re-make the reference entries on rendered fixed sets")
+    refs.add_argument("--data", type=Path, nargs="+", required=True, help="rendered fixed sets (test-2src, test-3src)")
+    refs.add_argument("--workers", type=int, default=2, help="scoring processes (default 2)")
+    checked = sub.add_parser("check", help="re-run a one-system replicate entry and compare it with its intervals")
+    checked.add_argument("entry", help="entry name, e.g. small-gmcaps-mlp-gcc-2src")
+    checked.add_argument("--out", type=Path, required=True, help="replicate folder for the re-run (resumed if present)")
+    checked.add_argument("--test-data", type=Path, help="the rendered fixed set, instead of rendering it into OUT")
+    checked.add_argument("--write", action="store_true", help="replace the entry by the re-run when it reproduces")
+    checked.add_argument("--command", help="the replicate command that made the entry, for an entry that does not "
+                         "record it yet (default: its provenance.json's)")
+    args = parser.parse_args()
+    if args.action == "references":
+        references(args.data, args.workers)
+        return 0
+    return check(args.entry, args.out, args.test_data, args.write, args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
