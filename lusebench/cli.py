@@ -181,7 +181,7 @@ def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
         help="rank results.json files as a Markdown table and a static web page",
         description="Rank results written by `lusebench evaluate`, one table per test set (fingerprint), "
         "condition and source count, beside the paper's Table 1. Writes leaderboard.md and a "
-        "self-contained index.html.",
+        "index.html that needs no network (figures as PNG files beside it, in figures/).",
     )
     p.add_argument(
         "results", nargs="*", type=Path, metavar="RESULTS",
