@@ -48,3 +48,14 @@ def test_replicate_bad_arguments_give_one_line(tmp_path, capsys, args, message):
 def test_replicate_config_rejects_other_source_counts():
     with pytest.raises(LusebenchError, match="2 or 3"):
         ReplicateConfig(num_sources=4)
+
+
+def test_gm_clips_without_the_synthesizer_fails_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    """Regression (issue 22): --gm-clips failed after the README's install only once it reached gmcaps."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tinysoundfont", None)  # import raises ImportError
+    assert main(["replicate", "--preset", "tiny", "--gm-clips", "3", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install --no-deps tinysoundfont" in err
+    assert not (tmp_path / "x").exists()
