@@ -14,6 +14,9 @@ and whether the checkout was clean).
     # the entry by the new run when it lands inside them
     python scripts/entries.py check small-gmcaps-mlp-gcc-2src --out runs/check-b2 [--test-data data/test-2src]
 
+    # bring entries to the current results schema from their item tables (lusebench rescore)
+    python scripts/entries.py rescore [ENTRY ...]
+
 Run `check` before committing entries: a row whose re-run leaves its interval does not reproduce.
 """
 
@@ -124,6 +127,23 @@ def check(name: str, out: Path, test_data: Path | None, write: bool, command: st
     return 0 if passed else 1
 
 
+def rescore(names: list[str]) -> None:
+    """``lusebench rescore`` on committed entries (their track metrics and aggregates, from the item
+    table): the table is unpacked for it and packed again, and the command joins the entry's record."""
+    for name in names or sorted(p.parent.name for p in DEFAULT_ENTRIES.glob("*/results.json")):
+        entry = DEFAULT_ENTRIES / name
+        with gzip.open(entry / "items.csv.gz", "rb") as source, open(entry / "items.csv", "wb") as target:
+            shutil.copyfileobj(source, target)
+        command = _lusebench("rescore", str(entry.relative_to(ROOT)))
+        with open(entry / "items.csv", "rb") as source, gzip.GzipFile(entry / "items.csv.gz", "wb", mtime=0) as target:
+            shutil.copyfileobj(source, target)
+        (entry / "items.csv").unlink()
+        record = json.loads((entry / "provenance.json").read_text())
+        record["commands"].append(command)
+        record.setdefault("rescored_with", []).append({k: v for k, v in provenance(None).items() if k != "command"})
+        (entry / "provenance.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
@@ -137,7 +157,12 @@ def main() -> int:
     checked.add_argument("--write", action="store_true", help="replace the entry by the re-run when it reproduces")
     checked.add_argument("--command", help="the replicate command that made the entry, for an entry that does not "
                          "record it yet (default: its provenance.json's)")
+    rescored = sub.add_parser("rescore", help="lusebench rescore committed entries from their item tables")
+    rescored.add_argument("entries", nargs="*", help="entry names (default: every entry)")
     args = parser.parse_args()
+    if args.action == "rescore":
+        rescore(args.entries)
+        return 0
     if args.action == "references":
         references(args.data, args.workers)
         return 0
