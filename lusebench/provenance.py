@@ -21,11 +21,12 @@ def git_commit() -> str | None:
 
 
 def git_dirty() -> bool | None:
-    """Whether the checkout's tracked files differ from its commit (None outside a git checkout):
-    a commit names the code only when this is False."""
+    """Whether the checkout's tracked Python files differ from its commit (None outside a git
+    checkout): a commit names the code only when this is False. Data files are left out: writing
+    the leaderboard's entries must not mark the code that scored them as edited."""
     try:
         result = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"], cwd=Path(__file__).parent,
             capture_output=True, text=True, timeout=5,
         )
     except (OSError, subprocess.SubprocessError):
