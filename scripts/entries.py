@@ -54,6 +54,7 @@ def install(results: Path, name: str, commands: list[str], run: Path | None = No
     """Copies an evaluate output folder into ``entries/name`` with its provenance (replacing the entry)."""
     entry = DEFAULT_ENTRIES / name
     staging = Path(tempfile.mkdtemp(dir=DEFAULT_ENTRIES, prefix=f".{name}-"))
+    staging.chmod(0o755)  # mkdtemp's 0700 would ship an entry other users cannot read
     shutil.copyfile(results / "results.json", staging / "results.json")
     shutil.copytree(results / "figures", staging / "figures")
     with open(results / "items.csv", "rb") as source, gzip.GzipFile(staging / "items.csv.gz", "wb", mtime=0) as target:
