@@ -114,7 +114,7 @@ def test_silence_is_refused_on_a_present_item_only(data, tmp_path):
     write_reference("oracle", data, tmp_path / "oracle", progress=False)
     dataset = load_dataset(data)
     present = dataset.mixture_ids[0]
-    audio = tmp_path / "oracle" / "audio" / f"{present}.wav"
+    (audio,) = (tmp_path / "oracle" / "audio").glob(f"{present}.*")  # the oracle's FLAC (issue 22), overwritten
     import soundfile as sf
 
     sf.write(audio, np.zeros((int(dataset.manifest["num_samples"][0]), 2)), dataset.sample_rate)
