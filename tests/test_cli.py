@@ -125,11 +125,14 @@ def test_leaderboard_results_are_optional_in_its_help(capsys):
 @pytest.mark.parametrize("quiet", [False, True])
 def test_no_progress_silences_the_loading_weights_bar(quiet):
     """Regression (issue 22): transformers drew its "Loading weights" bar under --no-progress."""
+    import os
     import subprocess
     import sys
 
     code = ("from lusebench.cli import _no_library_progress_bars; _no_library_progress_bars()\n" if quiet else "")
     code += "from lusebench.baselines.text import _load_minilm; _load_minilm(32)"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # Without the switch an in-process `main(... --no-progress)` of another test left in os.environ.
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert ("Loading weights" in run.stderr) != quiet
