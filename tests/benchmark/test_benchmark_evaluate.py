@@ -337,3 +337,21 @@ def test_long_legend_labels_do_not_overlap(data, good, tmp_path):
     renderer = canvas.get_renderer()
     boxes = [text.get_window_extent(renderer) for text in figure.axes[0].get_legend().get_texts()]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_a_gzipped_item_table_is_read_and_bounded_as_it_unpacks(data, good, tmp_path, monkeypatch):
+    import gzip
+
+    from lusebench.benchmark import results as results_module
+
+    folder = evaluate(good, data, tmp_path / "r", workers=1, progress=False, figures=False).folder
+    plain = load_results(folder).items
+    table = (folder / "items.csv").read_bytes()
+    (folder / "items.csv.gz").write_bytes(gzip.compress(table))
+    (folder / "items.csv").unlink()
+    pd.testing.assert_frame_equal(load_results(folder).items, plain)
+    bound = (folder / "items.csv.gz").stat().st_size + 1
+    assert len(table) > bound  # the packed file is within the bound, what it unpacks to is not
+    monkeypatch.setattr(results_module, "MAX_ITEMS_BYTES", bound)
+    with pytest.raises(LusebenchError, match=f"unpacks to more than {bound} bytes"):
+        load_results(folder)
