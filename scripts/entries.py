@@ -7,12 +7,13 @@ exact commands that made it and the lusebench commit of each; a trained entry al
 and whether the checkout was clean).
 
     # the reference entries, on the fixed sets rendered with `lusebench simulate --benchmark ...`
-    python scripts/entries.py references --data data/test-2src data/test-3src
+    python scripts/entries.py references --data data/minicaps-test-2src data/minicaps-test-3src
 
     # re-run the cheapest trained rows (MLP-GCC, ~5 min each on one core) with the command their
     # entry records, and compare the new means with the entry's 95% intervals; --write replaces
     # the entry by the new run when it lands inside them
-    python scripts/entries.py check small-gmcaps-mlp-gcc-2src --out runs/check-b2 [--test-data data/test-2src]
+    lusebench simulate --benchmark minicaps-test-2src --out data/minicaps-test-2src
+    python scripts/entries.py check small-gmcaps-mlp-gcc-2src --out runs/check-b2 [--test-data DIR]
 
     # bring entries to the current results schema from their item tables (lusebench rescore)
     python scripts/entries.py rescore [ENTRY ...]
@@ -102,8 +103,9 @@ def _means_inside(new: dict, old: dict) -> list[str]:
 
 def check(name: str, out: Path, test_data: Path | None, write: bool, command: str | None = None) -> int:
     entry = DEFAULT_ENTRIES / name
-    if command is None:  # the command the entry records
-        command = json.loads((entry / "provenance.json").read_text())["commands"][0]
+    if command is None:  # the entry's command as this lusebench runs it ("rerun"), else the one it records
+        record = json.loads((entry / "provenance.json").read_text())
+        command = record.get("rerun", record["commands"][0])
     argv = shlex.split(command)
     if argv[:2] != ["lusebench", "replicate"] or "--systems" not in argv:
         sys.exit(f"{name}: its command is not a one-system `lusebench replicate`: {command}")
@@ -111,7 +113,14 @@ def check(name: str, out: Path, test_data: Path | None, write: bool, command: st
     argv[argv.index("--out") + 1] = str(out)
     system = argv[argv.index("--systems") + 1]
     if test_data is not None:  # the set the entry was scored on, already rendered (evaluate checks its fingerprint)
-        argv += ["--test-data", str(test_data)]
+        if "--test-data" in argv:
+            argv[argv.index("--test-data") + 1] = str(test_data)
+        else:
+            argv += ["--test-data", str(test_data)]
+    if "--test-data" in argv and not (ROOT / argv[argv.index("--test-data") + 1]).is_dir():
+        name = Path(argv[argv.index("--test-data") + 1]).name
+        sys.exit(f"render the entry's test set first: lusebench simulate --benchmark {name} --out {argv[argv.index('--test-data') + 1]}"
+                 " (or pass --test-data)")
     ran = _lusebench(*argv, "--no-progress")
     results = out / "results" / system
     new = json.loads((results / "results.json").read_text())
@@ -157,7 +166,7 @@ def main() -> int:
     checked.add_argument("--test-data", type=Path, help="the rendered fixed set, instead of rendering it into OUT")
     checked.add_argument("--write", action="store_true", help="replace the entry by the re-run when it reproduces")
     checked.add_argument("--command", help="the replicate command that made the entry, for an entry that does not "
-                         "record it yet (default: its provenance.json's)")
+                         "record it yet (default: its provenance.json's rerun, else its first command)")
     rescored = sub.add_parser("rescore", help="lusebench rescore committed entries from their item tables")
     rescored.add_argument("entries", nargs="*", help="entry names (default: every entry)")
     args = parser.parse_args()
