@@ -8,6 +8,7 @@ and whether the checkout was clean).
 
     # the reference entries, on the fixed sets rendered with `lusebench simulate --benchmark ...`
     python scripts/entries.py references --data data/minicaps-test-2src data/minicaps-test-3src
+    python scripts/entries.py references --data data/test-2src data/test-3src --into debcaps/
 
     # re-run the cheapest trained rows (MLP-GCC, ~5 min each on one core) with the command their
     # entry records, and compare the new means with the entry's 95% intervals; --write replaces
@@ -52,9 +53,10 @@ def _lusebench(*argv: str) -> str:
 
 
 def install(results: Path, name: str, commands: list[str], run: Path | None = None, note: str = "") -> Path:
-    """Copies an evaluate output folder into ``entries/name`` with its provenance (replacing the entry)."""
+    """Copies an evaluate output folder into ``entries/name`` with its provenance (replacing the entry);
+    ``name`` may hold a folder (``debcaps/reference-oracle-2src``)."""
     entry = DEFAULT_ENTRIES / name
-    staging = Path(tempfile.mkdtemp(dir=DEFAULT_ENTRIES, prefix=f".{name}-"))
+    staging = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
     staging.chmod(0o755)  # mkdtemp's 0700 would ship an entry other users cannot read
     shutil.copyfile(results / "results.json", staging / "results.json")
     shutil.copytree(results / "figures", staging / "figures")
@@ -74,7 +76,7 @@ def install(results: Path, name: str, commands: list[str], run: Path | None = No
     return entry
 
 
-def references(data: list[Path], workers: int) -> None:
+def references(data: list[Path], workers: int, into: str = "") -> None:
     for folder in data:
         sources = json.loads((folder / "config.json").read_text())["num_sources"]
         for kind in ("mixture", "oracle", "random"):
@@ -85,7 +87,7 @@ def references(data: list[Path], workers: int) -> None:
                     _lusebench("evaluate", str(submission), "--data", str(folder), "--out", str(results),
                                "--workers", str(workers), "--no-progress"),
                 ]
-                install(results, f"reference-{kind}-{sources}src", commands)
+                install(results, f"{into}reference-{kind}-{sources}src", commands)
 
 
 def _means_inside(new: dict, old: dict) -> list[str]:
@@ -160,6 +162,7 @@ def main() -> int:
     refs = sub.add_parser("references", help="re-make the reference entries on rendered fixed sets")
     refs.add_argument("--data", type=Path, nargs="+", required=True, help="rendered fixed sets (test-2src, test-3src)")
     refs.add_argument("--workers", type=int, default=2, help="scoring processes (default 2)")
+    refs.add_argument("--into", default="", help="folder of entries/ to write them in, e.g. debcaps/ (default: entries/)")
     checked = sub.add_parser("check", help="re-run a one-system replicate entry and compare it with its intervals")
     checked.add_argument("entry", help="entry name, e.g. small-gmcaps-mlp-gcc-2src")
     checked.add_argument("--out", type=Path, required=True, help="replicate folder for the re-run (resumed if present)")
@@ -174,7 +177,7 @@ def main() -> int:
         rescore(args.entries)
         return 0
     if args.action == "references":
-        references(args.data, args.workers)
+        references(args.data, args.workers, args.into)
         return 0
     return check(args.entry, args.out, args.test_data, args.write, args.command)
 
