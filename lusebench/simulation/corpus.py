@@ -44,6 +44,8 @@ class Clip:
     captions: tuple[str, ...]
     path: Path | None = None
     hf_index: int | None = None
+    # A corpus's own kind of sound (debcaps' category column), where it has one.
+    category: str = ""
 
 
 @dataclass
@@ -252,6 +254,9 @@ def _clips_from_rows(table: pd.DataFrame, index: dict[str, Path], csv_path: Path
     captions: dict[str, list[str]] = {}
     starts: dict[str, float] = {}
     caption_ids: dict[str, list[str]] = {}
+    categories: dict[str, str] = {}
+    if "category" in table.columns:
+        categories = {str(y): str(c) for y, c in zip(table["youtube_id"], table["category"]) if isinstance(c, str)}
     for audiocap_id, youtube_id, start_time, caption in table[list(AUDIOCAPS_COLUMNS)].itertuples(index=False):
         captions.setdefault(youtube_id, [])
         caption_ids.setdefault(youtube_id, []).append(str(audiocap_id))
@@ -273,7 +278,7 @@ def _clips_from_rows(table: pd.DataFrame, index: dict[str, Path], csv_path: Path
             missing.append(youtube_id)
             continue
         if texts:
-            clips.append(Clip(clip_id=youtube_id, captions=tuple(texts), path=path))
+            clips.append(Clip(clip_id=youtube_id, captions=tuple(texts), path=path, category=categories.get(youtube_id, "")))
     if missing and not skip_missing:
         raise LusebenchError(
             f"{len(missing)} clip(s) of {csv_path.name} have no audio file, e.g. {missing[0]!r}; "

@@ -155,11 +155,13 @@ def caption_words(caption: str) -> frozenset[str]:
 
 
 def _unrelated(clip: Clip, chosen: Sequence[Clip]) -> bool:
-    """Whether ``clip`` is none of ``chosen`` and no caption of it shares a content word with theirs."""
+    """Whether ``clip`` is none of ``chosen``, of another category than each where the corpus has
+    categories (debcaps), and no caption of it shares a content word with theirs (no near-synonyms
+    of one kind of sound: "a hen clucks" is not the answer to "a rooster crows")."""
     taken = frozenset().union(*(caption_words(c) for other in chosen for c in other.captions))
-    return all(clip.clip_id != other.clip_id for other in chosen) and not any(
-        caption_words(c) & taken for c in clip.captions
-    )
+    return all(
+        clip.clip_id != other.clip_id and not (clip.category and clip.category == other.category) for other in chosen
+    ) and not any(caption_words(c) & taken for c in clip.captions)
 
 
 def _draw_absent_query(

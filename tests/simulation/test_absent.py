@@ -68,7 +68,12 @@ def test_share_zero_leaves_the_set_as_before(rendered):
     manifest = load_manifest(rendered / "present")
     assert "target_absent" not in manifest.columns and "query_clip_id" not in manifest.columns
     assert "absent_share" not in json.loads((rendered / "present" / "config.json").read_text())
-    assert all(s.absent_share == 0.0 for s in BENCHMARK_SETS.values())
+    # Only the debcaps test sets hold absent items; val sets (training selects on them) and the sets
+    # that predate the track keep their recipes and fingerprints.
+    assert {name for name, s in BENCHMARK_SETS.items() if s.absent_share} == {
+        "test-2src", "test-3src", "test-2src-reverb", "test-3src-reverb"
+    }
+    assert all(BENCHMARK_SETS[name].absent_share == 0.1 for name in ("test-2src", "test-3src"))
 
 
 def test_an_absent_set_verifies(rendered):
@@ -91,3 +96,14 @@ def test_benchmark_sets_fix_the_share(tmp_path, capsys):
 def test_a_fixed_recipe_table_holds_no_absent_items():
     with pytest.raises(LusebenchError, match="fixed recipe table: it holds no absent-target items"):
         SimulationConfig(recipes="audiocaps-test-2src", corpus="audiocaps:/nowhere", absent_share=0.1)
+
+
+def test_a_query_of_the_same_category_is_not_absent_even_without_a_shared_word():
+    from lusebench.simulation.corpus import Clip
+    from lusebench.simulation.recipe import _unrelated
+
+    rooster = Clip("rooster", ("A rooster crows",), category="animals")
+    assert not _unrelated(Clip("hen", ("A hen clucks",), category="animals"), [rooster])
+    assert _unrelated(Clip("drill", ("A hen clucks",), category="tools"), [rooster])
+    assert _unrelated(Clip("hen", ("A hen clucks",)), [Clip("rooster", ("A rooster crows",))])  # no categories
+    assert not _unrelated(Clip("cock", ("A rooster calls",), category="tools"), [rooster])  # a shared word

@@ -260,8 +260,8 @@ def test_a_build_writes_the_corpus_whole(tmp_path, monkeypatch):
 # The first three mixtures of each fixed set, rendered here: their fingerprint pins the set's seed,
 # corpus and recipes (the full sets' fingerprints are in leaderboard/entries/reference-*).
 PINNED_HEADS = {
-    "test-2src": "85cd82934528976c86d5ff25e710a06aeafdbe9328ed80ace8c928b65efec14a",
-    "test-3src": "2e45a795b993f2bc6ffe3b8e549b2a32247335fd10dea9f325c00a8f1a2068ed",
+    "test-2src": "fed45c028061703d78167252e47443fdd902f55390af6c39b60dacfee5f9384c",
+    "test-3src": "ae1892696a7dc038c5500e3f1809b0b527c45955e7dac5b8461d2253722c8d3f",
     "val-2src": "946d0dc8fce7d92c3dd2194415ee83bc4e55878bf630631e2d196e553aa45fb3",
     "val-3src": "3af92c6be37dbfb5cc949060897afe1e2dc79f0c52621d99310a76de6d2ed3f0",
 }
@@ -279,6 +279,34 @@ def test_fixed_sets_draw_pinned_recipes_from_debcaps(name, tmp_path):
     manifest = load_manifest(tmp_path / "head")
     assert set(manifest["corpus"]) == {"debcaps"}
     assert dataset_fingerprint(manifest) == PINNED_HEADS[name]
+
+
+# Which items of the full test sets are absent-target items (10 %): the first five of each.
+PINNED_ABSENT = {"test-2src": [5, 19, 29, 39, 48], "test-3src": [0, 16, 40, 51, 60]}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_ABSENT))
+def test_the_test_sets_hold_pinned_absent_items(name):
+    from lusebench.simulation.config import BENCHMARK_SETS
+    from lusebench.simulation.writer import set_absent_indices
+
+    absent = sorted(set_absent_indices(BENCHMARK_SETS[name].config()))
+    assert len(absent) == 100 and absent[:5] == PINNED_ABSENT[name]
+    assert set_absent_indices(BENCHMARK_SETS[f"{name}-reverb"].config()) == set(absent)
+
+
+def test_an_absent_query_is_of_another_category_than_every_source(tmp_path):
+    from lusebench.simulation.config import BENCHMARK_SETS
+    from lusebench.simulation.writer import load_manifest, simulate
+
+    categories = {clip.clip_id: clip.category for clip in open_corpus("debcaps").split("test")}
+    # 20 mixtures at the set's seed and share: 2 absent items, drawn as the full set draws them.
+    simulate(BENCHMARK_SETS["test-3src"].config(num_mixtures=20, duration_s=1.0), tmp_path / "s", progress=False)
+    absent = load_manifest(tmp_path / "s").query("target_absent")
+    assert len(absent) == 2
+    for row in absent.itertuples():
+        assert row.query_clip_id not in set(row.clip_ids)
+        assert categories[row.query_clip_id] not in {categories[c] for c in row.clip_ids}
 
 
 def test_the_minicaps_sets_keep_their_recipes_under_new_names():
@@ -318,7 +346,7 @@ def test_committed_reference_entries_on_the_debcaps_sets_are_never_ranked_with_t
     assert len({fp for prints in fingerprints.values() for fp in prints}) == len(fingerprints)
     assert {"test-2src", "test-3src", "minicaps-test-2src", "minicaps-test-3src"} <= set(fingerprints)
     # The README's values.
-    assert fingerprints["test-2src"] == {"72fbd08d8f13039a5278fa428fd454cd6a12ebea13b8ed2a180b22099868d6e0"}
-    assert fingerprints["test-3src"] == {"64b1ed90884424c1daf636fe5e278d59ac7c462d215a18133fdae96da17456bc"}
+    assert fingerprints["test-2src"] == {"4480fe0bb8d9d5dda5fc20f63b5c8bf2f07af42ec724f4b42770a82e8166f3ce"}
+    assert fingerprints["test-3src"] == {"c905da020fb84ac588218cfa798aab610d95cee500324ed76565e171f2ae72fc"}
     assert fingerprints["minicaps-test-2src"] == {"4ce759ca4c4e1aa642ed0564f617e4e0c4b5d6e5bd17dd53505f6ce3199553ad"}
     assert fingerprints["minicaps-test-3src"] == {"104bf62ce786e733bbefcfd455abbad94a0713797e306d72dbd960b7fbca809e"}
