@@ -631,7 +631,8 @@ def _train(
     val_set = None if val_data is None else _open_val_set(Path(val_data), config, sample_rate, clip_samples)
     # The loader's workers open the training corpus and HRTF lazily; open them once here, so that a
     # bad --corpus or --hrtf fails before the run folder exists, with --val-data given too.
-    open_corpus(config.corpus).split("train")
+    # skip_missing as the dynamic mixing has it: a YouTube copy of AudioCaps always lacks some clips.
+    open_corpus(config.corpus, skip_missing=True).split("train")
     for head in split_heads(config.hrtf):
         load_hrtf(head, sample_rate)
     earlier = [] if resume else _earlier_run(out, force, val_config if val_data is None else None)
