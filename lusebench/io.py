@@ -231,7 +231,7 @@ class AudioHeader:
     sample_rate: int
 
 
-_DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError)
+DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError)
 
 
 # A name a stranger's file gives us that becomes a file name (a mixture id): letters, digits, ".",
@@ -400,7 +400,7 @@ def audio_header(payload: bytes, name: str | Path) -> AudioHeader:
     """
     try:
         info = sf.info(io.BytesIO(payload))
-    except _DECODE_ERRORS as error:
+    except DECODE_ERRORS as error:
         raise LusebenchError(f"cannot decode audio file {name}: {error}") from None
     return AudioHeader(frames=int(info.frames), channels=int(info.channels), sample_rate=int(info.samplerate))
 
@@ -424,7 +424,7 @@ def decode_audio(payload: bytes, name: str | Path, *, max_frames: int | None = N
         data, rate = sf.read(
             io.BytesIO(payload), frames=-1 if max_frames is None else max_frames, dtype="float32", always_2d=True
         )
-    except _DECODE_ERRORS as error:
+    except DECODE_ERRORS as error:
         raise LusebenchError(f"cannot decode audio file {name}: {error}") from None
     return np.ascontiguousarray(data.T), int(rate)
 

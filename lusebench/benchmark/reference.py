@@ -22,7 +22,7 @@ from lusebench.benchmark.submission import (
     write_system_json,
 )
 from lusebench.errors import LusebenchError
-from lusebench.io import atomic_write, read_regular_file, replace_folder, write_bytes
+from lusebench.io import DECODE_ERRORS, atomic_write, read_regular_file, replace_folder, write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +55,13 @@ def _oracle_bytes(reference: bytes, name: str, sha256: str) -> tuple[str, bytes]
     copies), no larger than it: a FLAC reference is re-encoded losslessly at another compression
     level with its own bit depth (16 or 24 bit: the integers read back are the file's), a float WAV
     reference is written as WAVEX (the same samples, a 36-byte longer header)."""
-    info = sf.info(io.BytesIO(reference))
+    try:
+        info = sf.info(io.BytesIO(reference))
+        # (time, channels): a FLAC file's integers, a WAV file's floats
+        samples, rate = sf.read(io.BytesIO(reference), dtype="int32" if info.format == "FLAC" else "float64", always_2d=True)
+    except DECODE_ERRORS as error:  # a damaged file whose checksum a stranger's manifest records
+        raise LusebenchError(f"cannot decode audio file {name}: {error}") from None
     if info.format == "FLAC" and info.subtype in ("PCM_16", "PCM_24"):
-        samples, rate = sf.read(io.BytesIO(reference), dtype="int32", always_2d=True)  # (time, channels), the file's integers
         for level in _ORACLE_FLAC_LEVELS:
             buffer = io.BytesIO()
             sf.write(buffer, samples, rate, subtype=info.subtype, format="FLAC", compression_level=level)
@@ -65,7 +69,6 @@ def _oracle_bytes(reference: bytes, name: str, sha256: str) -> tuple[str, bytes]
                 return ".flac", buffer.getvalue()
         raise LusebenchError(f"cannot write {name}'s samples in bytes other than its own")
     if info.format == "WAV" and info.subtype in ("FLOAT", "DOUBLE", "PCM_16", "PCM_24"):
-        samples, rate = sf.read(io.BytesIO(reference), dtype="float64", always_2d=True)
         buffer = io.BytesIO()
         sf.write(buffer, samples, rate, subtype=info.subtype, format="WAVEX")
         return ".wav", buffer.getvalue()

@@ -132,7 +132,7 @@ def load_results(path: Path) -> Results:
     packed = items_file.with_name(items_file.name + ".gz")
     if not (items_file.exists() or items_file.is_symlink()) and packed.is_file() and not packed.is_symlink():
         items_file = packed
-        payload = _gunzip(read_regular_file(packed, max_bytes=MAX_ITEMS_BYTES), packed)
+        payload = _gunzip(read_regular_file(packed, follow_symlinks=False, max_bytes=MAX_ITEMS_BYTES), packed)
     else:
         payload = read_regular_file(items_file, max_bytes=MAX_ITEMS_BYTES)
     try:
