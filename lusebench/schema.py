@@ -239,7 +239,7 @@ MAX_SOURCES = 16
 # Azimuths are [0, 360) in lusebench's sets; [-180, 180] is the other common convention, and the
 # metrics compare azimuths on the circle, so a foreign set may use either.
 AZIMUTH_RANGE_DEG = (-180.0, 360.0)
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")  # a file checksum or a set fingerprint
 _INT_RANGES = {
     "num_sources": (2, MAX_SOURCES),
     "sample_rate": (MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
@@ -341,7 +341,7 @@ def check_manifest(manifest: pd.DataFrame, path: Path, folder: Path) -> pd.DataF
             ):
                 continue
             resolve_inside(folder, value, f"{path}: {column} of {mixture_id}")
-            if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            if not (isinstance(digest, str) and SHA256_HEX.fullmatch(digest)):
                 shown = json.dumps(digest, default=str)[:70]
                 raise LusebenchError(f"{path}: {sha_column} of {mixture_id} is {shown}; it must be 64 lowercase hex digits")
     return manifest

@@ -16,7 +16,6 @@ import hashlib
 import io
 import logging
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from lusebench.benchmark.dataset import Dataset
 from lusebench.benchmark.metrics import DOA_BINS, azimuth_from_likelihood, wrap_azimuth_deg
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, audio_header, decode_audio, load_npy, read_regular_file, write_json
-from lusebench.schema import MAX_SYSTEM_JSON_BYTES, TASKS, Fields, SystemInfo, Task, load_json, parse_system
+from lusebench.schema import MAX_SYSTEM_JSON_BYTES, SHA256_HEX, TASKS, Fields, SystemInfo, Task, load_json, parse_system
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +37,6 @@ SYSTEM_FILE = "system.json"
 # one set, so ids need not be unique across sets.
 SET_FILE = "set.json"
 _MAX_SET_JSON_BYTES = 4096
-_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 AUDIO_DIR = "audio"
 DOA_CSV = "doa.csv"
 DOA_LIKELIHOOD = "doa_likelihood.npy"
@@ -168,7 +166,7 @@ def _check_set(path: Path, dataset: Dataset, problems: list[Problem]) -> None:
         problems.append(Problem(f"{SET_FILE} cannot be read", str(error)))
         return
     fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
-    if not isinstance(fingerprint, str) or not _FINGERPRINT.fullmatch(fingerprint):
+    if not isinstance(fingerprint, str) or not SHA256_HEX.fullmatch(fingerprint):
         problems.append(Problem(f"{SET_FILE} must hold an object with a \"fingerprint\" of 64 lowercase hex digits"))
         return
     if fingerprint != dataset.fingerprint:

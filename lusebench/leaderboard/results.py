@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,15 +16,14 @@ from typing import Any
 
 from lusebench import __version__
 from lusebench.benchmark.metrics import METRICS
-from lusebench.benchmark.results import FIGURES_DIR
+from lusebench.benchmark.results import FIGURES_DIR, SCHEMA_VERSION
 from lusebench.errors import LusebenchError
-from lusebench.schema import MAX_RESULTS_JSON_BYTES, TASKS, Fields, SystemInfo, load_json, parse_system
+from lusebench.schema import MAX_RESULTS_JSON_BYTES, SHA256_HEX, TASKS, Fields, SystemInfo, load_json, parse_system
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
 # Version 2 only added keys (lusebench/benchmark/tracks.py): a version 1 file reads as one without them.
-SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSIONS = tuple(range(1, SCHEMA_VERSION + 1))
 RESULTS_FILENAME = "results.json"
 # The columns of the paper's Table 1 that each task must fill; other metric keys are ignored here.
 TASK_METRICS: Mapping[str, tuple[str, ...]] = {
@@ -42,7 +40,6 @@ TRACK_METRICS: tuple[str, ...] = (
     "absent_detected_pct",
     "false_absent_pct",
 )
-_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -184,7 +181,7 @@ def parse_results(data: Any, path: Path) -> ResultsFile:
 
     dataset_block = fields.take(data, "results", "dataset", "an object")
     fingerprint = fields.take(dataset_block, "dataset", "fingerprint", "a string")
-    if fingerprint is not None and not _FINGERPRINT.fullmatch(fingerprint):
+    if fingerprint is not None and not SHA256_HEX.fullmatch(fingerprint):
         fields.problems.append(f"dataset.fingerprint should be 64 lowercase hex digits, not {fingerprint[:70]!r}")
     dataset_values = {
         "path": fields.take(dataset_block, "dataset", "path", "a string"),
