@@ -148,11 +148,11 @@ def _best_slide(short: np.ndarray, long: np.ndarray) -> float:
 def similarity(a: Fingerprint, b: Fingerprint, shifts: range | list[int] = range(-MAX_SHIFT, MAX_SHIFT + 1)) -> float:
     """Best correlation of ``b``, pitch-shifted by each of ``shifts`` bands with the matching time stretch, against ``a``."""
     best = -1.0
+    fixed, motion_b = a.motion.astype(np.float64), b.motion  # once, not per shift (a property computes them)
     for shift in shifts:
-        moved = _shift(_stretch(b.motion, 2.0 ** (-shift / BANDS_PER_OCTAVE)), shift, fill=0.0)
-        fixed = a.motion
+        moved = _shift(_stretch(motion_b, 2.0 ** (-shift / BANDS_PER_OCTAVE)), shift, fill=0.0).astype(np.float64)
         short, long = (moved, fixed) if len(moved) <= len(fixed) else (fixed, moved)
-        best = max(best, _best_slide(short.astype(np.float64), long.astype(np.float64)))
+        best = max(best, _best_slide(short, long))
     return best
 
 
