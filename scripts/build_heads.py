@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -33,8 +32,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from lusebench.io import sha256_file
+
 WHEEL = "spatialaudiometrics==0.1.2"
 DEB = "soundscaperenderer-common"
+DEB_VERSION = "0.6.0+dfsg2-1"
 SSR_DIR = "usr/share/ssr/impulse_responses/hrirs"
 SONICOM = {"SONICOM_AXD_subject_1.sofa": "example_sofa_1.sofa", "SONICOM_AXD_subject_2.sofa": "example_sofa_2.sofa"}
 # Output name -> (WAV in the .deb, title, reference).
@@ -56,10 +58,6 @@ SSR = {
 _DISTANCE_M = 1.0
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def fetch(work: Path) -> tuple[Path, Path]:
     """The wheel and the .deb, downloaded into ``work`` unless already there."""
     wheels = sorted(work.glob("spatialaudiometrics-0.1.2-*.whl"))
@@ -68,7 +66,7 @@ def fetch(work: Path) -> tuple[Path, Path]:
         wheels = sorted(work.glob("spatialaudiometrics-0.1.2-*.whl"))
     debs = sorted(work.glob(f"{DEB}_*.deb"))
     if not debs:
-        subprocess.run(["apt-get", "download", DEB], check=True, cwd=work)
+        subprocess.run(["apt-get", "download", f"{DEB}={DEB_VERSION}"], check=True, cwd=work)
         debs = sorted(work.glob(f"{DEB}_*.deb"))
     return wheels[0], debs[0]
 
@@ -114,7 +112,7 @@ def build(out: Path, work: Path) -> None:
     for name, (wav, title, reference) in SSR.items():
         convert_ssr(tree / SSR_DIR / wav, out / name, title, reference, deb.name)
     for name in (*SONICOM, *SSR):
-        print(f"{sha256(out / name)}  {name}")
+        print(f"{sha256_file(out / name)}  {name}")
 
 
 def main(argv: list[str] | None = None) -> int:
