@@ -19,6 +19,10 @@ and whether the checkout was clean).
     # bring entries to the current results schema from their item tables (lusebench rescore)
     python scripts/entries.py rescore [ENTRY ...]
 
+    # install one system of a finished one-system replicate run as an entry, with the command that made it
+    python scripts/entries.py add debcaps/small-luseel-2src --out runs/debcaps-2src --system luseel \
+        --command "lusebench replicate --sources 2 --preset small --jobs 2 --systems luseel --seed 0 --out OUT"
+
 Run `check` before committing entries: a row whose re-run leaves its interval does not reproduce.
 """
 
@@ -139,10 +143,22 @@ def check(name: str, out: Path, test_data: Path | None, write: bool, command: st
     return 0 if passed else 1
 
 
+def add(name: str, out: Path, system: str, command: str) -> None:
+    """Installs ``system`` of the replicate folder ``out`` as entry ``name``; ``command`` is the
+    one-system replicate that made it, with ``OUT`` for its folder, so that ``check`` can re-run it."""
+    argv = shlex.split(command)
+    def value(flag: str) -> str | None:
+        return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
+
+    if argv[:2] != ["lusebench", "replicate"] or value("--systems") != system or value("--out") != "OUT":
+        sys.exit(f"--command must be the one-system `lusebench replicate ... --systems {system} ... --out OUT` that made it")
+    install(out / "results" / system, name, [command], run=out / "runs" / system)
+
+
 def rescore(names: list[str]) -> None:
     """``lusebench rescore`` on committed entries (their track metrics and aggregates, from the item
     table): the table is unpacked for it and packed again, and the command joins the entry's record."""
-    for name in names or sorted(p.parent.name for p in DEFAULT_ENTRIES.glob("*/results.json")):
+    for name in names or sorted(str(p.parent.relative_to(DEFAULT_ENTRIES)) for p in DEFAULT_ENTRIES.rglob("results.json")):
         entry = DEFAULT_ENTRIES / name
         with gzip.open(entry / "items.csv.gz", "rb") as source, open(entry / "items.csv", "wb") as target:
             shutil.copyfileobj(source, target)
@@ -172,7 +188,15 @@ def main() -> int:
                          "record it yet (default: its provenance.json's rerun, else its first command)")
     rescored = sub.add_parser("rescore", help="lusebench rescore committed entries from their item tables")
     rescored.add_argument("entries", nargs="*", help="entry names (default: every entry)")
+    added = sub.add_parser("add", help="install one system of a finished one-system replicate run as an entry")
+    added.add_argument("entry", help="entry name, e.g. debcaps/small-luseel-2src")
+    added.add_argument("--out", type=Path, required=True, help="the replicate folder")
+    added.add_argument("--system", required=True, help="the system to install")
+    added.add_argument("--command", required=True, help="the replicate command that made it, --out OUT")
     args = parser.parse_args()
+    if args.action == "add":
+        add(args.entry, args.out, args.system, args.command)
+        return 0
     if args.action == "rescore":
         rescore(args.entries)
         return 0
