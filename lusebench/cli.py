@@ -268,6 +268,10 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--query-pairs", action=argparse.BooleanOptionalAction, default=None,
                    help="serve each training mixture under two queries, its target's and an interferer's, in one batch "
                    f"{recipe('query_pairs')}")
+    p.add_argument("--absent-share", type=float, metavar="P",
+                   help="share of training queries, in [0, 0.5], that ask for a clip not in the mixture (another "
+                   "category, no shared word): trained to silence and no direction, and infer then answers "
+                   f"\"absent\" where the DoA likelihood peaks under half the label's peak {recipe('absent_share')}")
     p.add_argument(
         "--doa-label", choices=["likelihood", "density"],
         help="DoA label: likelihood (peak 1) or density (the paper's N(theta; d, 5) read literally, peak 0.178) "
@@ -291,6 +295,7 @@ def _run_train(args: argparse.Namespace) -> int:
         max_epochs=args.max_epochs, num_workers=args.workers, seed=args.seed, lr=args.lr,
         warmup_steps=args.warmup_steps, text_encoder=args.text_encoder, text_model=args.text_model,
         doa_label=args.doa_label, query_pairs=args.query_pairs, select_on=args.select_on,
+        absent_share=args.absent_share,
     )
     out = args.out or Path("runs") / args.system
     best = train(config, out, resume=args.resume, force=args.force, val_data=args.val_data, device=args.device,

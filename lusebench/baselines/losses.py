@@ -1,4 +1,5 @@
-"""Training losses of the paper (section 2.4): -SI-SNR, multi-resolution delta spectrum, DoA MSE.
+"""Training losses of the paper (section 2.4): -SI-SNR, multi-resolution delta spectrum, DoA MSE;
+and, for a query whose sound is not in the mixture, the output's level re the mixture.
 
 The delta-spectrum loss follows Pan et al. (Interspeech 2022, "hybrid continuity loss"): L1
 distances between STFT magnitudes, and between their first and second differences along time,
@@ -6,7 +7,15 @@ averaged over three resolutions. lusebench uses Hann windows of 512, 1024 and 20
 hop = window / 4 (32, 64, 128 ms at 16 kHz): the short window resolves onsets (where the
 delta terms matter most, against over-suppression), the long one resolves tonal partials, and
 the middle one sits between; no single window serves the mix of transient and tonal events in
-AudioCaps. Everything is computed in float32 with windows made on the
+AudioCaps.
+
+An absent target is silence: SI-SNR against it divides by zero, and any output is equally wrong
+by its measure. Such an item is trained on its output's energy relative to the mixture, in dB with
+a soft floor at the benchmark's ABSENT_FLOOR_DB (-60 dB): ``10 log10(|y|^2 / |x|^2 + 1e-6)``. The
+floor keeps the loss finite at an exactly silent output and stops rewarding quieter outputs where
+the benchmark stops telling them apart; its DoA label is all zeros (no direction, no peak).
+
+Everything is computed in float32 with windows made on the
 input's device, so the same call runs on CPU, on GPU and under bf16 autocast.
 """
 
@@ -19,6 +28,7 @@ from typing import Literal
 
 import torch
 
+from lusebench.benchmark.metrics import ABSENT_FLOOR_DB
 from lusebench.errors import LusebenchError
 
 DEFAULT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
@@ -106,8 +116,9 @@ def circular_distance_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.minimum(delta, 360.0 - delta)
 
 
-def _label_scale(coding: DoALabel, sigma2_deg2: float) -> float:
-    """Factor on ``exp(-delta^2 / (2 sigma^2))``: 1 (likelihood) or the normal density's 1 / sqrt(2 pi sigma^2)."""
+def doa_label_peak(coding: DoALabel, sigma2_deg2: float) -> float:
+    """The label's peak, its factor on ``exp(-delta^2 / (2 sigma^2))``: 1 (likelihood) or the normal
+    density's 1 / sqrt(2 pi sigma^2)."""
     if coding == "likelihood":
         return 1.0
     if coding == "density":
@@ -127,7 +138,8 @@ def gaussian_doa_label(
     sigma^2 = 5).
 
     Args:
-        azimuth_deg: (B,) azimuths in degrees, any real value (taken modulo 360).
+        azimuth_deg: (B,) azimuths in degrees, any real value (taken modulo 360); NaN (an absent
+            target) gives an all-zero row.
         num_bins: number of azimuth bins.
         sigma2_deg2: variance in degrees squared.
         coding: ``likelihood`` or ``density``.
@@ -135,11 +147,12 @@ def gaussian_doa_label(
     Returns:
         (B, num_bins) float32 label.
     """
-    scale = _label_scale(coding, sigma2_deg2)
+    scale = doa_label_peak(coding, sigma2_deg2)
     centres = torch.arange(num_bins, device=azimuth_deg.device, dtype=torch.float32) * (360.0 / num_bins)
     delta = circular_distance_deg(centres[None], azimuth_deg.float()[:, None])
     label = torch.exp(-delta.pow(2) / (2 * sigma2_deg2))
-    return label * scale
+    # A NaN azimuth is an absent target: no direction, a label without a peak.
+    return torch.where(torch.isnan(azimuth_deg)[:, None], 0.0, label * scale)
 
 
 def doa_label_prior(num_bins: int = 360, sigma2_deg2: float = 5.0, coding: DoALabel = "likelihood") -> float:
@@ -148,7 +161,7 @@ def doa_label_prior(num_bins: int = 360, sigma2_deg2: float = 5.0, coding: DoALa
     Plain Python rather than :func:`gaussian_doa_label`, so that it also serves a model being
     built on the ``meta`` device.
     """
-    scale = _label_scale(coding, sigma2_deg2)
+    scale = doa_label_peak(coding, sigma2_deg2)
     step = 360.0 / num_bins
     values = [math.exp(-min(i * step, 360.0 - i * step) ** 2 / (2 * sigma2_deg2)) for i in range(num_bins)]
     return scale * sum(values) / num_bins
@@ -161,7 +174,7 @@ def doa_mse(
 
     Args:
         likelihood: (B, N) predicted likelihoods.
-        azimuth_deg: (B,) true azimuths in degrees.
+        azimuth_deg: (B,) true azimuths in degrees; NaN for an absent target (an all-zero label).
         sigma2_deg2: variance of the Gaussian label.
         coding: label scaling, see :func:`gaussian_doa_label`.
 
@@ -170,3 +183,19 @@ def doa_mse(
     """
     label = gaussian_doa_label(azimuth_deg, likelihood.shape[-1], sigma2_deg2, coding)
     return (likelihood.float() - label).pow(2).sum(-1).mean()
+
+
+def output_level_db(estimate: torch.Tensor, mixture: torch.Tensor, floor_db: float = ABSENT_FLOOR_DB) -> torch.Tensor:
+    """Energy of each output relative to its mixture, in dB, softly floored: the loss of an absent target.
+
+    Args:
+        estimate: (B, ..., T) waveform.
+        mixture: (B, ..., T) waveform, same shape.
+        floor_db: the value an all-zero output takes; the level approaches it smoothly.
+
+    Returns:
+        (B,) ``10 log10(|y|^2 / |x|^2 + 10^(floor_db / 10))`` over each item's channels and samples.
+    """
+    dims = tuple(range(1, estimate.dim()))
+    ratio = estimate.float().pow(2).sum(dims) / mixture.float().pow(2).sum(dims).clamp_min(1e-12)
+    return 10 * torch.log10(ratio + 10.0 ** (floor_db / 10.0))

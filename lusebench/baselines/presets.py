@@ -9,7 +9,7 @@ from typing import Any
 # the paper: 20k mixtures of 10 s is ~55 h of audio, about AudioCaps' training set.
 PAPER: dict[str, Any] = dict(
     batch_size=32, epoch_mixtures=20_000, val_mixtures=500, lr=1e-4, warmup_steps=5000, num_workers=4,
-    max_epochs=None, halve_after=6, stop_after=10, query_pairs=False, select_on="loss",
+    max_epochs=None, halve_after=6, stop_after=10, query_pairs=False, select_on="loss", absent_share=0.0,
 )
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": PAPER,
@@ -36,7 +36,7 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float):
-        return f"{value:.0e}".replace("e-0", "e-") if value < 0.01 else f"{value:g}"
+        return f"{value:.0e}".replace("e-0", "e-") if 0 < value < 0.01 else f"{value:g}"
     return str(value)
 
 

@@ -33,7 +33,9 @@ from torch import nn
 from lusebench import __version__
 from lusebench.baselines.backbone import BackboneConfig, HybridBackbone
 from lusebench.baselines.localization import DoAConfig, DoADecoder, GccPhatConfig, SpectralDoAEncoder, gcc_phat
-from lusebench.baselines.losses import LossConfig, delta_spectrum_loss, doa_label_prior, doa_mse, neg_si_snr
+from lusebench.baselines.losses import (
+    LossConfig, delta_spectrum_loss, doa_label_prior, doa_mse, neg_si_snr, output_level_db,
+)
 from lusebench.baselines.text import (
     CachedTextEncoder,
     TextAdapter,
@@ -212,16 +214,27 @@ class BaselineSystem(nn.Module):
         output: SystemOutput,
         target_waveform: torch.Tensor | None,
         azimuth_deg: torch.Tensor | None,
+        mixture: torch.Tensor | None = None,
+        absent: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Loss terms and their total ``-SI-SNR + delta spectrum + gamma * DoA MSE`` (paper eq. 1-3).
+
+        Absent-target items (``absent``) are extracted to silence: their extraction loss is the
+        output's level re the mixture (losses.output_level_db) instead of the paper's two terms, and
+        the batch's extraction loss is the mean over items of each one's own; their DoA label is
+        all zeros (a NaN azimuth).
 
         Args:
             output: this system's output.
             target_waveform: (B, 2, T) binaural image of the target; needed for extraction.
-            azimuth_deg: (B,) target azimuth in degrees; needed for localization.
+            azimuth_deg: (B,) target azimuth in degrees (NaN where absent); needed for localization.
+            mixture: (B, 2, T) the input; needed for extraction where an item is absent.
+            absent: (B,) bool, the absent-target items; None or all False: the paper's loss exactly.
 
         Returns:
-            ``neg_si_snr`` and ``delta_spectrum`` (extraction), ``doa_mse`` (localization), ``total``.
+            ``neg_si_snr`` and ``delta_spectrum`` (extraction, over the present items),
+            ``absent_level_db`` (extraction, over the absent items, where the batch has some),
+            ``doa_mse`` (localization), ``total``.
         """
         terms: dict[str, torch.Tensor] = {}
         total = None
@@ -229,11 +242,23 @@ class BaselineSystem(nn.Module):
             if target_waveform is None or target_waveform.shape != output.waveform.shape:
                 got = None if target_waveform is None else tuple(target_waveform.shape)
                 raise LusebenchError(f"target waveform must be {tuple(output.waveform.shape)}, got {got}")
-            terms["neg_si_snr"] = neg_si_snr(output.waveform, target_waveform)
-            terms["delta_spectrum"] = delta_spectrum_loss(
-                output.waveform, target_waveform, self.config.loss.resolutions
-            )
-            total = terms["neg_si_snr"] + terms["delta_spectrum"]
+            if absent is None or not bool(absent.any()):
+                terms["neg_si_snr"] = neg_si_snr(output.waveform, target_waveform)
+                terms["delta_spectrum"] = delta_spectrum_loss(
+                    output.waveform, target_waveform, self.config.loss.resolutions
+                )
+                total = terms["neg_si_snr"] + terms["delta_spectrum"]
+            else:
+                if mixture is None or mixture.shape != output.waveform.shape:
+                    raise LusebenchError("absent-target items need the mixture, shaped as the output, for their loss")
+                terms["absent_level_db"] = output_level_db(output.waveform[absent], mixture[absent]).mean()
+                total = terms["absent_level_db"] * (int(absent.sum()) / len(absent))
+                present = ~absent
+                if bool(present.any()):
+                    estimate, target = output.waveform[present], target_waveform[present]
+                    terms["neg_si_snr"] = neg_si_snr(estimate, target)
+                    terms["delta_spectrum"] = delta_spectrum_loss(estimate, target, self.config.loss.resolutions)
+                    total = total + (terms["neg_si_snr"] + terms["delta_spectrum"]) * (int(present.sum()) / len(absent))
         if output.doa_likelihood is not None:
             if azimuth_deg is None or azimuth_deg.shape != output.doa_likelihood.shape[:1]:
                 got = None if azimuth_deg is None else tuple(azimuth_deg.shape)

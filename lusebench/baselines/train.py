@@ -37,7 +37,7 @@ from tqdm import tqdm
 from lusebench import __version__
 from lusebench.baselines.data import RenderedSet, collate
 from lusebench.baselines.presets import PAPER, PRESETS
-from lusebench.baselines.losses import DoALabel, circular_distance_deg, neg_si_snr
+from lusebench.baselines.losses import DoALabel, circular_distance_deg, doa_label_peak, neg_si_snr
 from lusebench.baselines.systems import BaselineSystem, SystemOutput, build_system
 from lusebench.baselines.text import EncoderKind
 from lusebench.errors import LusebenchError
@@ -59,6 +59,12 @@ Selection = Literal["loss", "metrics"]
 # spread of both between checkpoints of one small-preset run (docs/small-preset.md).
 MAE_DEG_PER_DB = 10.0
 
+
+# A run trained with absent queries says "absent" where its likelihood peaks under this share of the
+# label's peak: the decoder learns the label's peak where the target is, and all zeros where it is
+# absent, and half-way is where the squared errors of the two answers at the peak bin are equal.
+# Fixed from the label coding, not chosen on the val set: the val sets hold no absent items.
+ABSENT_PEAK_FRACTION = 0.5
 
 MAX_TRAIN_SEED = 2**32 - 1
 # One short record per epoch: a run of a million epochs stays far below.
@@ -96,6 +102,10 @@ class TrainConfig:
         select_on: what picks the best checkpoint, halves the rate and stops the run: the val
             ``loss`` (the paper's training loss), or the val ``metrics`` the benchmark scores
             (:func:`selection_criterion`).
+        absent_share: probability, in [0, 0.5], that a training item asks for a sound not in its
+            mixture (simulation/dynamic.py), to be answered with silence and no direction; a run
+            trained with it answers "absent" where its likelihood peaks under
+            :func:`absent_threshold` (infer.py). 0 in every preset: the paper has no such queries.
     """
 
     system: str = "luseel"
@@ -121,6 +131,7 @@ class TrainConfig:
     doa_label: DoALabel = "likelihood"
     query_pairs: bool = PAPER["query_pairs"]
     select_on: Selection = PAPER["select_on"]
+    absent_share: float = PAPER["absent_share"]
 
     def __post_init__(self) -> None:
         # Checked here, before a run folder is touched: a zero batch or step count used to be
@@ -147,6 +158,8 @@ class TrainConfig:
             raise LusebenchError(f"unknown selection {self.select_on!r}; choose {' or '.join(typing.get_args(Selection))}")
         if self.doa_label not in typing.get_args(DoALabel):
             raise LusebenchError(f"unknown DoA label {self.doa_label!r}; choose {' or '.join(typing.get_args(DoALabel))}")
+        if not 0.0 <= self.absent_share <= 0.5:  # NaN fails too
+            raise LusebenchError(f"--absent-share must lie in [0, 0.5], got {self.absent_share}")
 
     def model_overrides(self) -> dict[str, Any]:
         """The :func:`build_system` overrides this run makes to its preset's model."""
@@ -166,6 +179,15 @@ class TrainConfig:
         if overrides.get("max_steps") is not None and overrides.get("max_epochs") is None:
             base.pop("max_epochs", None)  # an asked-for step count is not cut short by the preset's epoch cap
         return cls(preset=preset, **{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def absent_threshold(config: TrainConfig, model: BaselineSystem) -> float | None:
+    """The likelihood peak under which a run's localization says "absent" (system.json's
+    ``absent_threshold``); None where it was trained without absent queries (it always answers)."""
+    if config.absent_share == 0.0 or not model.config.localization:
+        return None
+    loss = model.config.loss
+    return ABSENT_PEAK_FRACTION * doa_label_peak(loss.doa_label, loss.sigma2_deg2)
 
 
 class LearningRate:
@@ -393,7 +415,8 @@ def batch_loss(
     """The system's loss terms on one batch; the forward pass runs through ``model`` (DDP included)."""
     output = _forward(model, batch, device)
     system = model.module if isinstance(model, DistributedDataParallel) else model
-    return system.loss(output, batch["target"].to(device), batch["azimuth_deg"].to(device))
+    azimuth = batch["azimuth_deg"].to(device)
+    return system.loss(output, batch["target"].to(device), azimuth, batch["mixture"].to(device), torch.isnan(azimuth))
 
 
 @torch.no_grad()
@@ -401,7 +424,8 @@ def validate(
     model: BaselineSystem, loader: DataLoader, device: torch.device, swap_query: bool = False
 ) -> dict[str, float]:
     """Means over a rendered set: ``loss`` (the total, which picks the best checkpoint), and what
-    a user reads: ``si_snri_db`` (extraction) and ``doa_mae_deg`` (argmax, localization).
+    a user reads: ``si_snri_db`` (extraction) and ``doa_mae_deg`` (argmax, localization), both over
+    the items whose target is present (a NaN azimuth marks an absent one).
 
     With ``swap_query`` the model is asked for the first interferer while the figures still score
     the target: a system that follows its query falls well below its own figures, one that ignores
@@ -409,26 +433,31 @@ def validate(
     """
     model.eval()
     sums: dict[str, float] = {}
-    count = 0
+    count = counts_present = 0
     for batch in loader:
         if swap_query and None in batch["interferer_caption"]:
             raise LusebenchError("the query-swap check needs the manifest's captions of at least two sources per mixture")
         output = _forward(model, batch, device, "interferer_caption" if swap_query else "caption")
         target, azimuth = batch["target"].to(device), batch["azimuth_deg"].to(device)
-        items = len(batch["caption"])
-        values = {"loss": float(model.loss(output, target, azimuth)["total"])}
-        if output.waveform is not None:
-            mixture = batch["mixture"].to(device).float()
-            values["si_snri_db"] = float(neg_si_snr(mixture, target) - neg_si_snr(output.waveform, target))
-        if output.doa_likelihood is not None:
+        mixture = batch["mixture"].to(device).float()
+        absent = torch.isnan(azimuth)
+        present = ~absent
+        items, present_items = len(batch["caption"]), int(present.sum())
+        sums["loss"] = sums.get("loss", 0.0) + float(model.loss(output, target, azimuth, mixture, absent)["total"]) * items
+        values = {}
+        if output.waveform is not None and present_items:
+            estimate, reference = output.waveform[present], target[present]
+            values["si_snri_db"] = float(neg_si_snr(mixture[present], reference) - neg_si_snr(estimate, reference))
+        if output.doa_likelihood is not None and present_items:
             bins = output.doa_likelihood.shape[1]
-            predicted = output.doa_likelihood.argmax(dim=1).float() * (360.0 / bins)
-            values["doa_mae_deg"] = float(circular_distance_deg(predicted, azimuth).mean())
+            predicted = output.doa_likelihood[present].argmax(dim=1).float() * (360.0 / bins)
+            values["doa_mae_deg"] = float(circular_distance_deg(predicted, azimuth[present]).mean())
         for key, value in values.items():
-            sums[key] = sums.get(key, 0.0) + value * items
+            sums[key] = sums.get(key, 0.0) + value * present_items
         count += items
+        counts_present += present_items
     model.train()
-    return {key: value / max(count, 1) for key, value in sums.items()}
+    return {key: value / max(count if key == "loss" else counts_present, 1) for key, value in sums.items()}
 
 
 def selection_criterion(val: dict[str, float], select_on: Selection) -> float:
@@ -673,7 +702,7 @@ def _train(
             num_sources=config.num_sources, split="train", num_mixtures=config.epoch_mixtures, seed=config.seed,
             sample_rate=sample_rate, duration_s=duration_s, corpus=config.corpus, hrtf=config.hrtf,
         ),
-        query_pairs=config.query_pairs,
+        query_pairs=config.query_pairs, absent_share=config.absent_share,
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
@@ -704,6 +733,7 @@ def _train(
             "epoch": at_epoch,
             "position": next_position,
             "device": device.type,
+            "absent_threshold": absent_threshold(config, model),
         }
 
     metrics_path = out / "metrics.jsonl"

@@ -10,7 +10,9 @@ from torch import nn
 
 from lusebench.baselines.backbone import BackboneConfig
 from lusebench.baselines.localization import DoAConfig, DoADecoder, GccPhatConfig, gcc_phat
-from lusebench.baselines.losses import delta_spectrum_loss, doa_label_prior, doa_mse, gaussian_doa_label, neg_si_snr
+from lusebench.baselines.losses import (
+    delta_spectrum_loss, doa_label_prior, doa_mse, gaussian_doa_label, neg_si_snr, output_level_db,
+)
 from lusebench.baselines.systems import build_system
 from lusebench.baselines.text import (
     ByteTokenizer,
@@ -142,6 +144,21 @@ def test_doa_mse_known_values():
     assert doa_mse(torch.zeros(2, 360), azimuth, coding="density").item() == pytest.approx(floor, rel=1e-4)
     # The likelihood label is the density times sqrt(2 pi sigma^2): its floor is 2 pi sigma^2 larger.
     assert doa_mse(torch.zeros(2, 360), azimuth).item() == pytest.approx(floor * 2 * math.pi * 5, rel=1e-4)
+
+
+def test_absent_target_loss_is_the_floored_output_level_and_its_label_has_no_peak():
+    mixture = torch.randn(3, 2, 4000, generator=torch.Generator().manual_seed(2))
+    silent = torch.zeros_like(mixture, requires_grad=True)
+    level = output_level_db(silent, mixture)
+    # An all-zero output against an all-zero target: the floor, finite, with finite gradients.
+    assert level.tolist() == pytest.approx([-60.0] * 3, abs=1e-4)
+    level.sum().backward()
+    assert torch.isfinite(silent.grad).all()
+    levels = output_level_db(torch.stack([mixture[0], 0.1 * mixture[0], 1e-4 * mixture[0]]), mixture[:1].expand(3, -1, -1))
+    assert levels.tolist() == pytest.approx([0.0, -20.0, 10 * math.log10(1e-8 + 1e-6)], abs=1e-3)  # quieter: lower
+    likelihood = torch.rand(2, 360, generator=torch.Generator().manual_seed(3))
+    assert not gaussian_doa_label(torch.tensor([float("nan"), 10.0]))[0].any()
+    assert doa_mse(likelihood[:1], torch.tensor([float("nan")])).item() == pytest.approx(likelihood[0].pow(2).sum().item())
 
 
 def test_doa_decoder_starts_at_the_label_prior_whatever_the_features():

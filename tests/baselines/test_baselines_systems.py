@@ -92,6 +92,34 @@ def test_total_loss_weights_doa_by_gamma_10():
     assert terms["total"].item() == pytest.approx(manual.item())
 
 
+def test_absent_items_are_trained_to_silence_and_the_rest_keeps_the_paper_loss():
+    from lusebench.baselines.losses import output_level_db
+
+    system = build_system("luseel", "tiny")
+    mixture, target, azimuth = _batch()
+    output = system(mixture, CAPTIONS)
+    paper = system.loss(output, target, azimuth)
+    none = system.loss(output, target, azimuth, mixture, torch.tensor([False, False]))
+    assert {key: value.item() for key, value in none.items()} == {key: value.item() for key, value in paper.items()}
+    # Item 1 asks for a sound that is not there: a zero target and no direction.
+    target[1], azimuth[1] = 0.0, float("nan")
+    absent = torch.tensor([False, True])
+    terms = system.loss(output, target, azimuth, mixture, absent)
+    assert all(torch.isfinite(value) for value in terms.values())
+    present = system.loss(
+        SystemOutput(output.waveform[:1], output.doa_likelihood[:1], ()), target[:1], azimuth[:1]
+    )
+    level = output_level_db(output.waveform[1:], mixture[1:])
+    assert terms["absent_level_db"].item() == pytest.approx(level.item())
+    extraction = (present["neg_si_snr"] + present["delta_spectrum"] + level.sum()) / 2  # the batch mean of both kinds
+    doa = (output.doa_likelihood[1].pow(2).sum() + present["doa_mse"]) / 2  # MSE against an all-zero label
+    assert terms["total"].item() == pytest.approx((extraction + 10 * doa).item(), rel=1e-5)
+    quieter = SystemOutput(output.waveform * torch.tensor([1.0, 0.1])[:, None, None], output.doa_likelihood, ())
+    assert system.loss(quieter, target, azimuth, mixture, absent)["total"] < terms["total"]
+    with pytest.raises(LusebenchError, match="mixture"):
+        system.loss(output, target, azimuth, None, absent)
+
+
 def test_single_channel_system_runs_each_ear_on_its_own():
     system = build_system("t-htdemucs", "tiny").eval()
     mixture, _, _ = _batch()

@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from lusebench.errors import LusebenchError
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.dynamic import DynamicMixingDataset
 
@@ -59,9 +61,6 @@ def test_query_pairs_serve_each_mixture_for_its_target_and_its_interferer(corpus
 
 
 def test_several_heads_draw_one_per_mixture_over_the_one_head_recipes(corpus_spec):
-    import pytest
-
-    from lusebench.errors import LusebenchError
     from lusebench.simulation.heads import HEADS
 
     one = DynamicMixingDataset(_config(corpus_spec))
@@ -80,3 +79,64 @@ def test_several_heads_draw_one_per_mixture_over_the_one_head_recipes(corpus_spe
     for bad in ("kemar,,fabian", "kemar,kemar", "kemar,nohead"):
         with pytest.raises(LusebenchError):
             DynamicMixingDataset(_config(corpus_spec, hrtf=bad))
+
+
+def _debcaps(**kw):
+    return SimulationConfig(split="train", num_sources=2, num_mixtures=400, seed=5, duration_s=0.5, corpus="debcaps", **kw)
+
+
+def test_absent_queries_ask_for_an_unrelated_clip_over_the_present_mixture():
+    from lusebench.baselines.losses import gaussian_doa_label
+    from lusebench.simulation.corpus import open_corpus
+    from lusebench.simulation.recipe import caption_words
+
+    absent = DynamicMixingDataset(_debcaps(), absent_share=0.25)
+    drawn = [i for i in range(len(absent)) if absent.absent(i)]
+    assert abs(len(drawn) / len(absent) - 0.25) < 0.05  # 95 of 400 with this seed
+    assert drawn == [i for i in range(len(absent)) if DynamicMixingDataset(_debcaps(), absent_share=0.25).absent(i)]
+    absent.set_epoch(1)
+    assert drawn != [i for i in range(len(absent)) if absent.absent(i)]  # each epoch draws its own
+    absent.set_epoch(0)
+    present = DynamicMixingDataset(_debcaps())
+    assert not any(present.absent(i) for i in range(len(present)))
+    corpus = open_corpus("debcaps")
+    for index in drawn[:3]:
+        item, twin = absent[index], present[index]
+        recipe = absent._last[1]
+        # The mixture a share-0 run draws at this index; only the query differs.
+        torch.testing.assert_close(item["mixture"], twin["mixture"], rtol=0, atol=0)
+        assert item["caption"] != twin["caption"] and item["mixture_id"].endswith("/absent")
+        query = corpus.clip(recipe.query_clip_id)
+        assert item["caption"] in query.captions and recipe.query_clip_id not in recipe.clip_ids
+        sources = [corpus.clip(clip_id) for clip_id in recipe.clip_ids]
+        assert all(query.category != source.category for source in sources)
+        assert not caption_words(item["caption"]) & set().union(*(caption_words(c) for c in recipe.captions))
+        assert not item["target"].any() and np.isnan(item["azimuth_deg"])
+        assert not gaussian_doa_label(torch.tensor([item["azimuth_deg"]])).any()  # no direction, no peak
+        again = DynamicMixingDataset(_debcaps(), absent_share=0.25)[index]
+        assert again["caption"] == item["caption"]
+        torch.testing.assert_close(again["mixture"], item["mixture"], rtol=0, atol=0)
+    # A present item of the absent stream is the share-0 stream's item.
+    kept = next(i for i in range(len(absent)) if i not in drawn)
+    assert absent[kept]["caption"] == present[kept]["caption"] and absent[kept]["azimuth_deg"] == present[kept]["azimuth_deg"]
+
+
+def test_with_query_pairs_an_absent_item_replaces_its_own_query_alone():
+    paired = DynamicMixingDataset(_debcaps(), query_pairs=True, absent_share=0.25)
+    plain = DynamicMixingDataset(_debcaps(), query_pairs=True)
+    # A pair with exactly one absent item, either way round.
+    for index in (i for i in range(len(paired)) if paired.absent(i) and not paired.absent(i ^ 1)):
+        partner = index ^ 1
+        item, other = paired[index], paired[partner]
+        torch.testing.assert_close(item["mixture"], other["mixture"], rtol=0, atol=0)
+        assert np.isnan(item["azimuth_deg"]) and not item["target"].any()
+        # The partner is the share-0 stream's item: its caption, target and direction.
+        twin = plain[partner]
+        assert other["caption"] == twin["caption"] and other["azimuth_deg"] == twin["azimuth_deg"]
+        torch.testing.assert_close(other["target"], twin["target"], rtol=0, atol=0)
+        break
+    else:
+        raise AssertionError("no pair with one absent item")
+    for share in (-0.1, 0.6, float("nan")):
+        with pytest.raises(LusebenchError, match="--absent-share must lie in"):
+            DynamicMixingDataset(_debcaps(), absent_share=share)
