@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ _CHANGES = {
     "doa_label": lambda label: f"{label} DoA label",
     "text_encoder": lambda encoder: f"text {encoder}",
     "epoch_mixtures": lambda size: f"epoch size {size}",
+    "absent_share": lambda share: f"absent queries {100 * share:g}%",
 }
 
 
@@ -71,11 +73,25 @@ def recipe_changes(recipe: dict) -> list[str]:
 
 
 def config_hash(recipe: dict) -> str:
-    """Seven hex digits of the train_config: runs of one name and steps but another config differ here."""
+    """Seven hex digits of the train_config: runs of one name and steps but another config differ here.
+    A share of absent queries of 0 is left out, so a run of the recipe before that field hashes as one after."""
+    if recipe.get("absent_share") == 0.0:
+        recipe = {key: value for key, value in recipe.items() if key != "absent_share"}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:7]
 
 
-def system_info(payload: dict, model: BaselineSystem) -> SystemInfo:
+def stored_absent_threshold(payload: dict, path: Path | str) -> float | None:
+    """The checkpoint's ``absent_threshold`` (train.absent_threshold); None where it has none, as
+    every checkpoint trained without absent queries or before them."""
+    value = payload.get("absent_threshold")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise LusebenchError(f"{path}: absent_threshold must be a positive number or None, got {value!r}")
+    return float(value)
+
+
+def system_info(payload: dict, model: BaselineSystem, absent_threshold: float | None = None) -> SystemInfo:
     """The ``system.json`` of a trained checkpoint: its name says how it was trained (preset and
     what the run changed from it, corpus, steps, device, a hash of the whole config), so a CPU-sized
     row is never read as the paper's system, and two runs that differ are never named alike."""
@@ -94,6 +110,7 @@ def system_info(payload: dict, model: BaselineSystem) -> SystemInfo:
         f"{payload['step']} steps on {device}",
         channels=1 if config.input_channels == 1 else 2,
         gcc_phat=config.gcc is not None and config.localization,
+        absent_threshold=absent_threshold,
     )
 
 
@@ -112,6 +129,12 @@ def infer(
     ``doa.csv`` with the argmax azimuths; ``system.json`` comes from the checkpoint. Mixtures
     of another length than the system's clips run in overlapping windows (windows.py).
 
+    A checkpoint trained with absent queries carries an ``absent_threshold``: a likelihood row
+    peaking under it is written as "absent" (an empty azimuth in ``doa.csv``; the threshold goes
+    into ``system.json``, so the likelihood file says the same). Its audio is written as the model
+    made it, as every output is: ``peak_normalise`` only keeps a peak off the FLAC's full scale, so
+    it never lifts a near-silent answer. Without a threshold every mixture gets an azimuth.
+
     Raises:
         LusebenchError: missing, foreign or inconsistent checkpoint, data folder without a
             manifest, a sample rate the system was not built for, a bad batch size or device, or
@@ -123,6 +146,7 @@ def infer(
     device = resolve_device(device)
     payload = load_checkpoint(checkpoint)
     model = system_from_checkpoint_dict(payload["model"])
+    threshold = stored_absent_threshold(payload, checkpoint) if model.config.localization else None
     config = model.config
     dataset = RenderedSet(data)
     answered = load_dataset(data)  # its fingerprint goes into set.json, which evaluate checks
@@ -157,11 +181,12 @@ def infer(
                     likelihoods.append(batch_likelihood)
                     bins = batch_likelihood.shape[1]
                     for mixture_id, row in zip(batch["mixture_id"], batch_likelihood):
-                        azimuths[mixture_id] = float(np.argmax(row)) * 360.0 / bins
+                        absent = threshold is not None and float(row.max()) < threshold
+                        azimuths[mixture_id] = math.nan if absent else float(np.argmax(row)) * 360.0 / bins
         if likelihoods:
             write_doa_likelihood(staging, np.concatenate(likelihoods).astype(np.float32))
             write_doa_csv(staging, azimuths)
         write_set_json(staging, answered)
-        write_system_json(staging, system_info(payload, model))
+        write_system_json(staging, system_info(payload, model, threshold))
     log.info("wrote a %s submission for %d mixtures to %s", config.tasks, len(dataset), out)
     return out

@@ -318,3 +318,53 @@ def test_run_names_say_what_differs(data, val, tmp_path):
     assert len(set(names.values())) == 4
     assert names["a"].startswith("mlp-gcc (tiny preset, batch size 2, epoch size 4, minicaps, 2 steps, CPU, cfg ")
     assert "query pairs" in names["c"] and "lr 0.0005" in names["d"]  # b differs from a by its hash alone
+
+
+def _with_doa_logits(payload: dict, logits: torch.Tensor) -> dict:
+    """The checkpoint with its DoA decoder's output fixed at ``sigmoid(logits)`` whatever the input."""
+    state = payload["model"]["state_dict"]
+    weights = [key for key in state if key.startswith("doa_decoder.layers.") and key.endswith(".weight")]
+    last = max(weights, key=lambda key: int(key.split(".")[2]))
+    state[last].zero_()
+    state[last.replace(".weight", ".bias")].copy_(logits)
+    return payload
+
+
+def test_a_run_trained_with_absent_queries_says_absent_where_its_likelihood_is_flat(data, val, tmp_path):
+    import pandas as pd
+
+    from lusebench.benchmark.evaluate import evaluate
+
+    best = train(_tiny("mlp-gcc", absent_share=0.5), tmp_path / "run", val_data=val, progress=False)
+    payload = torch.load(best, weights_only=True)
+    assert payload["absent_threshold"] == 0.5  # half the likelihood label's peak of 1
+    peaked = torch.full((360,), -6.0)
+    peaked[90] = 4.0  # 0.98 at 90 deg, 0.0025 elsewhere
+    answers = {}
+    for name, logits in (("flat", torch.full((360,), -2.0)), ("peaked", peaked)):  # flat: 0.12 everywhere
+        torch.save(_with_doa_logits(payload, logits), tmp_path / f"{name}.pt")
+        submission = infer(tmp_path / f"{name}.pt", data, tmp_path / name, progress=False)
+        assert json.loads((submission / "system.json").read_text())["absent_threshold"] == 0.5
+        answers[name] = pd.read_csv(submission / "doa.csv", keep_default_na=False)["azimuth_deg"].tolist()
+    assert answers == {"flat": [""] * 4, "peaked": [90.0] * 4}
+    results = evaluate(tmp_path / "flat", data, workers=1, progress=False, figures=False)
+    overall = json.loads((results.folder / "results.json").read_text())["metrics"]["overall"]
+    assert overall["false_absent_pct"]["mean"] == 100.0  # every target of this set is present
+    assert "absent queries 50%" in json.loads((tmp_path / "flat" / "system.json").read_text())["name"]
+
+    # Trained without absent queries (or before them: no key at all), the same flat likelihood is answered.
+    plain = torch.load(train(_tiny("mlp-gcc"), tmp_path / "plain", val_data=val, progress=False), weights_only=True)
+    assert plain["absent_threshold"] is None
+    del plain["absent_threshold"]
+    torch.save(_with_doa_logits(plain, torch.full((360,), -2.0)), tmp_path / "old.pt")
+    submission = infer(tmp_path / "old.pt", data, tmp_path / "old", progress=False)
+    assert "absent_threshold" not in json.loads((submission / "system.json").read_text())
+    assert pd.read_csv(submission / "doa.csv")["azimuth_deg"].notna().all()
+
+
+@pytest.mark.parametrize("share", ["-0.1", "0.6", "nan"])
+def test_a_bad_absent_share_is_one_line_and_writes_nothing(share, val, tmp_path, capsys):
+    out = tmp_path / "run"
+    err = _one_line_error(capsys, ["train-baseline", "--system", "mlp-gcc", "--preset", "tiny", "--sources", "2",
+                                   "--absent-share", share, "--val-data", str(val), "--out", str(out)])
+    assert "--absent-share must lie in [0, 0.5]" in err and not out.exists()
