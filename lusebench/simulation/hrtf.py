@@ -23,6 +23,7 @@ import numpy as np
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, open_regular, sha256_file
 from lusebench.simulation.heads import HEADS
+from lusebench.simulation.resample import resample_poly
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,6 @@ class HrtfSet:
 
 def _onsets(hrirs: np.ndarray) -> np.ndarray:
     """Onset delay in samples of each IR in ``hrirs`` (..., L), to 1/8 sample."""
-    from scipy.signal import resample_poly  # here: the CLI imports this module for every command, even --version
-
     up = resample_poly(hrirs, _ONSET_UPSAMPLE, 1, axis=-1)
     magnitude = np.abs(up)
     above = magnitude >= _ONSET_THRESHOLD * magnitude.max(axis=-1, keepdims=True)
@@ -215,8 +214,6 @@ def resample_hrirs(hrirs: np.ndarray, rate: int, sample_rate: int) -> np.ndarray
     if rate == sample_rate:
         return hrirs
     gcd = math.gcd(rate, sample_rate)
-    from scipy.signal import resample_poly  # here: importing scipy.signal takes ~0.7 s
-
     return resample_poly(hrirs, sample_rate // gcd, rate // gcd, axis=-1)
 
 
