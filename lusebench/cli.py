@@ -127,7 +127,7 @@ def _add_hrtf_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", nargs="?", default=None, metavar="HEAD",
                    help="a shipped head's name (kemar, sonicom-1, sonicom-2, fabian, tub-kemar) or a SOFA file; "
                    "with --plot and no HEAD: kemar")
-    p.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate first (default 16000)")
+    p.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate first, 8,000-192,000 Hz (default 16000)")
     p.add_argument("--plot", type=Path, metavar="FILE", help="write ITD and ILD against azimuth to FILE (.png/.pdf)")
     p.set_defaults(func=_run_hrtf)
 

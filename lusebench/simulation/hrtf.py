@@ -229,8 +229,9 @@ def load_hrtf(spec: str | Path, sample_rate: int, sofa: SofaHrirs | None = None)
         LusebenchError: when the file is missing, unreadable, not an HRIR set, or has fewer than
             four directions near zero elevation.
     """
-    if not 1 <= sample_rate <= MAX_SAMPLE_RATE:
-        raise LusebenchError(f"sample rate must lie in [1, {MAX_SAMPLE_RATE}] Hz, got {sample_rate}")
+    # The SOFA files' own range: 1 Hz resampled every head to a one-tap HRIR without a word.
+    if not MIN_SOFA_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise LusebenchError(f"sample rate must lie in [{MIN_SOFA_RATE}, {MAX_SAMPLE_RATE}] Hz, got {sample_rate}")
     sofa = read_sofa(spec) if sofa is None else sofa
     path, positions = sofa.path, sofa.positions
     elevation = positions[:, 1]
