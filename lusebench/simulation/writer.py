@@ -139,13 +139,16 @@ def max_distinct_mixtures(num_captions: int, num_sources: int) -> int:
 Inputs = tuple[Corpus, Renderer, BrirBank | None, FixedSet | None]
 
 
-def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None) -> Inputs:
+def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None, fixed: FixedSet | None = None) -> Inputs:
+    """The corpus, renderer, BRIR bank and fixed set of ``config``; ``fixed``, when given, is the
+    fixed set already opened (a worker gets the parent's rather than probing every clip again)."""
     if "," in config.hrtf:
         raise LusebenchError(f"--hrtf {config.hrtf!r}: a rendered set takes one head; a list is for train-baseline's dynamic mixing")
     hrtf = load_hrtf(config.hrtf, config.sample_rate)
     if config.recipes:
-        fixed = open_fixed_set(config.recipes, config.split, config.num_sources, config.num_mixtures, config.corpus,
-                               config.sample_rate, config.num_samples)
+        if fixed is None:
+            fixed = open_fixed_set(config.recipes, config.split, config.num_sources, config.num_mixtures, config.corpus,
+                                   config.sample_rate, config.num_samples)
         return fixed.corpus, Renderer(hrtf, config.interpolation), open_bank(config, brir_bank), fixed
     corpus = open_corpus(config.corpus)
     clips = corpus.split(config.split)
@@ -236,9 +239,10 @@ def _assets(recipe: Recipe, corpus: Corpus, renderer: Renderer, bank: BrirBank |
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(config: SimulationConfig, out: str, brir_bank: str | None, inputs: Inputs | None = None) -> None:
+def _init_worker(config: SimulationConfig, out: str, brir_bank: str | None, inputs: Inputs | None = None,
+                 fixed: FixedSet | None = None) -> None:
     retain_freed_memory()
-    corpus, renderer, bank, fixed = inputs if inputs is not None else _open_inputs(config, brir_bank)
+    corpus, renderer, bank, fixed = inputs if inputs is not None else _open_inputs(config, brir_bank, fixed)
     _STATE.update(
         config=config, out=Path(out), corpus=corpus, renderer=renderer, bank=bank, clips=corpus.split(config.split),
         fixed=fixed,
@@ -408,7 +412,9 @@ def _iterate(
     # spawn, not fork: a forked child inherits the thread pools of its parent (a caller's torch or
     # BLAS) in an undefined state.
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(config, str(out), brir_bank)) as pool:
+    # A fixed set goes to the workers as opened: opening it decodes every clip of the user's copy.
+    initargs = (config, str(out), brir_bank, None, inputs[3])
+    with context.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
         yield from pool.imap(_render_one, indices, chunksize=4)
 
 
