@@ -8,7 +8,8 @@ so the spectra of every measured direction stay cached and interpolating a new d
 microseconds, and it is faster here (9.5 ms vs 12.8 ms for three 10 s sources).
 
 The FFTs are scipy.fft's, not torch's: simulation does not need torch, whose import alone cost
-~2 s of every ``simulate`` start (perf/cli_startup.py), for ~1 ms more per 10 s mixture.
+~2 s of every ``simulate`` start (perf/cli_startup.py), at about the same CPU per mixture
+(perf/render_cost.py).
 """
 
 from __future__ import annotations
