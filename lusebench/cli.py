@@ -127,7 +127,7 @@ def _add_hrtf_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", nargs="?", default=None, metavar="HEAD",
                    help="a shipped head's name (kemar, sonicom-1, sonicom-2, fabian, tub-kemar) or a SOFA file; "
                    "with --plot and no HEAD: kemar")
-    p.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate first (default 16000)")
+    p.add_argument("--sample-rate", type=int, default=16000, help="resample to this rate first, 8,000-192,000 Hz (default 16000)")
     p.add_argument("--plot", type=Path, metavar="FILE", help="write ITD and ILD against azimuth to FILE (.png/.pdf)")
     p.set_defaults(func=_run_hrtf)
 
@@ -464,9 +464,10 @@ def _run_reference(args: argparse.Namespace) -> int:
 def _add_figures_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "figures",
-        help="overlay several systems' results in Figs. 2-4",
+        help="overlay several systems' results in Figs. 2-5",
         description="Draw Fig. 2 (SI-SNRi by separation), Fig. 3 (DoA MAE by separation) and Fig. 4 "
-        "(MAE against SI-SNRi) for every results folder given, e.g. systems 3 and 5 for Fig. 2.",
+        "(MAE against SI-SNRi) and Fig. 5 (estimated against true azimuth, polar) for every results folder given, "
+        "e.g. systems 3 and 5 for Fig. 2.",
     )
     p.add_argument("results", type=Path, nargs="+", help="results folders (or their results.json), or the names of "
                    "committed entries (lusebench/leaderboard/entries/NAME)")
@@ -493,7 +494,7 @@ def _add_demo_parser(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="the whole loop in a minute: simulate, reference submissions, evaluate, leaderboard",
         description="Render a small 3-source test set from the embedded corpus, write the mixture, oracle "
-        "and random reference submissions, score each (results.json + Figs. 2-4) and build the "
+        "and random reference submissions, score each (results.json + Figs. 2-5) and build the "
         "leaderboard page beside the paper's Table 1.",
     )
     p.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo/)")

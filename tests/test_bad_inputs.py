@@ -181,6 +181,13 @@ def test_bad_sofa_files(corpus, tmp_path, capsys, rate, zero, expected):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv", [["hrtf", "--sample-rate", "1"], ["hrtf", "kemar", "--sample-rate", "7999"],
+                                  ["hrtf", "--sample-rate", "192001"]])
+def test_hrtf_refuses_a_sample_rate_outside_what_a_sofa_file_may_hold(argv, capsys):
+    # --sample-rate 1 was accepted: every head resampled to a one-tap HRIR.
+    _fails_in_one_line(argv, capsys, expected="sample rate must lie in [8000, 192000] Hz")
+
+
 @pytest.mark.parametrize("plot, expected", [("/proc/lusebench.png", "cannot write --plot"), ("itd.xyz", "unknown file type")])
 def test_bad_hrtf_plot(tmp_path, capsys, plot, expected):
     plot = plot if plot.startswith("/") else str(tmp_path / plot)

@@ -43,11 +43,11 @@ import pandas as pd
 import soundfile as sf
 
 from lusebench.errors import LusebenchError
-from lusebench.io import read_audio
 from lusebench.simulation.corpus import (
     AUDIOCAPS_COLUMNS,
     Clip,
     Corpus,
+    _decode_file,
     audio_index,
     file_problem,
     find_audio,
@@ -280,8 +280,9 @@ class _ClipState:
 
 
 def _probe(corpus: Corpus, clip: Clip, sample_rate: int, num_samples: int) -> _ClipState:
-    """Whether a user's clip can serve the set, and what rendering does to it (one decode, kept in
-    the corpus's cache for the rendering)."""
+    """Whether a user's clip can serve the set, and what rendering does to it. The decode lands in
+    the corpus's cache, which keeps the last 512 clips: on a large set most are decoded again when
+    their mixtures render."""
     problem = file_problem(clip.path)  # type: ignore[arg-type]
     if problem is not None:
         return _ClipState(f"does not decode: {problem}")
@@ -334,7 +335,8 @@ def open_fixed_set(name: str, split: str, num_sources: int, num_mixtures: int, c
     for k in range(num_sources):
         for youtube_id, start in table[[f"youtube_id_{k}", f"start_time_{k}"]].itertuples(index=False):
             starts[youtube_id] = float(start)
-    corpus = Corpus(name=f"audiocaps:{root}", clips={}, _decode=lambda clip: read_audio(clip.path))  # type: ignore[arg-type]
+    # A module-level decoder, not a lambda: the set goes to simulate's worker processes pickled.
+    corpus = Corpus(name=f"audiocaps:{root}", clips={}, _decode=_decode_file)
     states: dict[str, _ClipState] = {}
     for youtube_id, start in starts.items():
         own_ids = rows_of.get(youtube_id, [])

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from lusebench.errors import LusebenchError
 from lusebench.io import read_audio, sha256_file
+from lusebench.simulation.resample import resample_poly
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ import numpy as np
 from lusebench.errors import LusebenchError
 from lusebench.io import atomic_write, open_regular, sha256_file
 from lusebench.simulation.heads import HEADS
+from lusebench.simulation.resample import resample_poly
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,6 @@ class HrtfSet:
 
 def _onsets(hrirs: np.ndarray) -> np.ndarray:
     """Onset delay in samples of each IR in ``hrirs`` (..., L), to 1/8 sample."""
-    from scipy.signal import resample_poly  # here: the CLI imports this module for every command, even --version
-
     up = resample_poly(hrirs, _ONSET_UPSAMPLE, 1, axis=-1)
     magnitude = np.abs(up)
     above = magnitude >= _ONSET_THRESHOLD * magnitude.max(axis=-1, keepdims=True)
@@ -215,8 +214,6 @@ def resample_hrirs(hrirs: np.ndarray, rate: int, sample_rate: int) -> np.ndarray
     if rate == sample_rate:
         return hrirs
     gcd = math.gcd(rate, sample_rate)
-    from scipy.signal import resample_poly  # here: importing scipy.signal takes ~0.7 s
-
     return resample_poly(hrirs, sample_rate // gcd, rate // gcd, axis=-1)
 
 
@@ -232,8 +229,9 @@ def load_hrtf(spec: str | Path, sample_rate: int, sofa: SofaHrirs | None = None)
         LusebenchError: when the file is missing, unreadable, not an HRIR set, or has fewer than
             four directions near zero elevation.
     """
-    if not 1 <= sample_rate <= MAX_SAMPLE_RATE:
-        raise LusebenchError(f"sample rate must lie in [1, {MAX_SAMPLE_RATE}] Hz, got {sample_rate}")
+    # The SOFA files' own range: 1 Hz resampled every head to a one-tap HRIR without a word.
+    if not MIN_SOFA_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise LusebenchError(f"sample rate must lie in [{MIN_SOFA_RATE}, {MAX_SAMPLE_RATE}] Hz, got {sample_rate}")
     sofa = read_sofa(spec) if sofa is None else sofa
     path, positions = sofa.path, sofa.positions
     elevation = positions[:, 1]

@@ -6,6 +6,10 @@ The convolution is uniformly partitioned overlap-add: the signals are cut into b
 of the whole signal this keeps the HRIR spectra small (2,049 bins instead of ~81,000 for 10 s),
 so the spectra of every measured direction stay cached and interpolating a new direction costs
 microseconds, and it is faster here (9.5 ms vs 12.8 ms for three 10 s sources).
+
+The FFTs are scipy.fft's, not torch's: simulation does not need torch, whose import alone cost
+~2 s of every ``simulate`` start (perf/cli_startup.py), at about the same CPU per mixture
+(perf/render_cost.py).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-import torch
 
 from lusebench.simulation.hrtf import HrtfSet
 
@@ -84,35 +87,34 @@ class Renderer:
         self.block = self.nfft - self.filter_length + 1
         num_bins = self.nfft // 2 + 1
         # Cycles per sample of each bin, for delays expressed in samples.
-        self._frequencies = torch.arange(num_bins, dtype=torch.float64) / self.nfft
-        hrirs = torch.from_numpy(hrtf.hrirs)  # (M, 2, L) float64
-        measured = torch.fft.rfft(hrirs, n=self.nfft)  # (M, 2, F)
-        self._measured = measured.to(torch.complex64)
+        self._frequencies = np.arange(num_bins, dtype=np.float64) / self.nfft
+        measured = scipy.fft.rfft(hrtf.hrirs, n=self.nfft)  # (M, 2, F) complex128
+        self._measured = measured.astype(np.complex64)
         # Remove each HRIR's own onset beyond the earliest one, so neighbours line up in time.
-        delays = torch.from_numpy(hrtf.onsets - hrtf.onsets.min())  # (M, 2) samples
+        delays = np.asarray(hrtf.onsets - hrtf.onsets.min(), dtype=np.float64)  # (M, 2) samples
         self._delays = delays
-        self._aligned = measured * torch.exp(2j * torch.pi * self._frequencies * delays[..., None])
+        self._aligned = measured * np.exp(2j * np.pi * self._frequencies * delays[..., None])
 
-    def spectra(self, azimuths_deg: np.ndarray) -> torch.Tensor:
+    def spectra(self, azimuths_deg: np.ndarray) -> np.ndarray:
         """HRIR spectra (S, 2, F) complex64 for each azimuth, FIR of ``filter_length`` taps."""
         if self.interpolation == "nearest":
             index = [self.hrtf.nearest(float(az)) for az in azimuths_deg]
             return self._measured[index]
         rows = [self.hrtf.neighbours(float(az)) for az in azimuths_deg]
-        lower = torch.tensor([r[0] for r in rows])
-        upper = torch.tensor([r[1] for r in rows])
-        weight = torch.tensor([r[2] for r in rows], dtype=torch.float64)[:, None, None]  # (S, 1, 1)
+        lower = np.array([r[0] for r in rows], dtype=np.int64)
+        upper = np.array([r[1] for r in rows], dtype=np.int64)
+        weight = np.array([r[2] for r in rows], dtype=np.float64)[:, None, None]  # (S, 1, 1)
         aligned = (1 - weight) * self._aligned[lower] + weight * self._aligned[upper]  # (S, 2, F)
         delay = (1 - weight[..., 0]) * self._delays[lower] + weight[..., 0] * self._delays[upper]  # (S, 2)
-        spectra = aligned * torch.exp(-2j * torch.pi * self._frequencies * delay[..., None])
+        spectra = aligned * np.exp(-2j * np.pi * self._frequencies * delay[..., None])
         # Back to a causal FIR of filter_length taps, so the block convolution is exact.
-        impulse = torch.fft.irfft(spectra, n=self.nfft)[..., : self.filter_length]
-        return torch.fft.rfft(impulse, n=self.nfft).to(torch.complex64)
+        impulse = scipy.fft.irfft(spectra, n=self.nfft)[..., : self.filter_length]
+        return scipy.fft.rfft(impulse, n=self.nfft).astype(np.complex64)
 
     def hrirs(self, azimuths_deg: np.ndarray) -> np.ndarray:
         """Time-domain HRIRs (S, 2, filter_length) float64 that :meth:`render` applies."""
-        spectra = self.spectra(azimuths_deg).to(torch.complex128)
-        return torch.fft.irfft(spectra, n=self.nfft)[..., : self.filter_length].numpy()
+        spectra = self.spectra(azimuths_deg).astype(np.complex128)
+        return scipy.fft.irfft(spectra, n=self.nfft)[..., : self.filter_length]
 
     def render(self, dry: np.ndarray, azimuths_deg: np.ndarray) -> RenderedMixture:
         """Render dry sources through the HRIRs of their azimuths, target first.
@@ -146,12 +148,12 @@ class Renderer:
         nfft = _long_filter_fft_size(length, dry.shape[-1])
         # float32 like the rest of the path: the filters are float32 already (bank BRIRs), and a
         # float64 transform cost ~2x for a difference of ~1e-7 of the peak.
-        spectra = torch.fft.rfft(torch.from_numpy(np.asarray(filters, dtype=np.float32)), n=nfft)
+        spectra = scipy.fft.rfft(np.asarray(filters, dtype=np.float32), n=nfft)
         return _overlap_add(dry, spectra, nfft - length + 1, nfft)
 
 
-def _overlap_add(dry: np.ndarray, spectra: torch.Tensor, block: int, nfft: int) -> RenderedMixture:
-    """Uniformly partitioned overlap-add of (S, N) sources with (S, 2, F) filter spectra.
+def _overlap_add(dry: np.ndarray, spectra: np.ndarray, block: int, nfft: int) -> RenderedMixture:
+    """Uniformly partitioned overlap-add of (S, N) sources with (S, 2, F) complex64 filter spectra.
 
     The filters must be at most ``nfft - block + 1`` taps long, so each block's tail spills
     into the next block only.
@@ -159,24 +161,21 @@ def _overlap_add(dry: np.ndarray, spectra: torch.Tensor, block: int, nfft: int) 
     num_sources, num_samples = dry.shape
     num_blocks = -(-num_samples // block)
     whole = num_samples // block
-    signals = torch.from_numpy(np.ascontiguousarray(dry, dtype=np.float32))
-    # The blocks zero-padded to nfft in one copy, the very tensor rfft(..., n=nfft) would pad
-    # them into (so the same bits), instead of padding the signal and then each block.
-    padded = torch.zeros(num_sources, num_blocks, nfft)
-    padded[:, :whole, :block] = signals[:, : whole * block].view(num_sources, whole, block)
+    signals = np.asarray(dry, dtype=np.float32)
+    # The blocks zero-padded to nfft in one copy, instead of padding the signal and then each block.
+    padded = np.zeros((num_sources, num_blocks, nfft), dtype=np.float32)
+    padded[:, :whole, :block] = signals[:, : whole * block].reshape(num_sources, whole, block)
     rest = num_samples - whole * block
     padded[:, whole:, :rest] = signals[:, whole * block :].reshape(num_sources, num_blocks - whole, rest)
-    blocks = torch.fft.rfft(padded)  # (S, B, F)
+    blocks = scipy.fft.rfft(padded, overwrite_x=True)  # (S, B, F) complex64
     products = blocks[:, None] * spectra[:, :, None]  # (S, 2, B, F)
-    pieces = torch.fft.irfft(products, n=nfft)  # (S, 2, B, nfft)
-    out = torch.empty(num_sources, 2, num_blocks * block)
-    heads = out.view(num_sources, 2, num_blocks, block)
-    # Adding to +0.0 rather than copying gives the bits of accumulating into a zeroed buffer
-    # (-0.0 becomes +0.0) without writing the zeros first.
-    torch.add(pieces[..., :block], 0.0, out=heads)
+    pieces = scipy.fft.irfft(products, n=nfft, overwrite_x=True)  # (S, 2, B, nfft) float32
+    out = np.empty((num_sources, 2, num_blocks * block), dtype=np.float32)
+    heads = out.reshape(num_sources, 2, num_blocks, block)
+    heads[...] = pieces[..., :block]
     tail = nfft - block  # = filter_length - 1 <= block, spills into the next block only
-    heads[:, :, 1:, :tail].add_(pieces[:, :, :-1, block:])
-    images = out[..., :num_samples].numpy()  # (S, 2, N)
+    heads[:, :, 1:, :tail] += pieces[:, :, :-1, block:]
+    images = out[..., :num_samples]  # (S, 2, N)
     return RenderedMixture(
         mixture=images.sum(axis=0),
         target=images[0],

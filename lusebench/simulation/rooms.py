@@ -34,15 +34,11 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lusebench.errors import LusebenchError
 from lusebench.simulation.hrtf import load_hrtf, read_sofa, resample_hrirs
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -194,11 +190,11 @@ class SphereHrirs:
         return cKDTree(self.directions)
 
     @cached_property
-    def spectra(self) -> torch.Tensor:
+    def spectra(self) -> np.ndarray:
         """(D, 2, F) complex64 spectra of the HRIRs at ``_SYNTHESIS_NFFT`` points, built once."""
-        import torch  # here and in binaural_rir: the CLI imports this module for every command
+        import scipy.fft  # here and in binaural_rir: the CLI imports this module for every command
 
-        return torch.fft.rfft(torch.from_numpy(self.hrirs.astype(np.float32)), n=_SYNTHESIS_NFFT)
+        return scipy.fft.rfft(self.hrirs.astype(np.float32), n=_SYNTHESIS_NFFT)
 
     def nearest(self, vectors: np.ndarray) -> np.ndarray:
         """Index of the closest grid direction to each of ``vectors`` (K, 3).
@@ -357,7 +353,7 @@ def binaural_rir(images: ImageSources, damping: np.ndarray, listener_m: tuple[fl
     direct path's peak (-120 dB; the BRIR is stored as float32), tests/simulation/test_rooms.py.
     """
     import pyroomacoustics as pra
-    import torch
+    import scipy.fft
     from pyroomacoustics import libroom
 
     listener = np.asarray(listener_m, dtype=np.float64)
@@ -382,23 +378,22 @@ def binaural_rir(images: ImageSources, damping: np.ndarray, listener_m: tuple[fl
     # Each train: num_taps - 1 leading zeros, then the arrivals; window w covers [w * block, w * block + nfft).
     width = num_windows * block + num_taps - 1
     first = (slot % _DIRECTION_CHUNK) * width + num_taps - 1 + whole  # (K,) where each arrival's taps start
-    where = torch.from_numpy(first[:, None] + np.arange(fdl))  # (K, fdl) in its chunk's trains
-    weights = torch.from_numpy(taps)
+    where = first[:, None] + np.arange(fdl)  # (K, fdl) in its chunk's trains
     bounds = np.searchsorted(slot, np.arange(0, len(used) + _DIRECTION_CHUNK, _DIRECTION_CHUNK))
-    trains = torch.empty(_DIRECTION_CHUNK, width)
-    spectrum = torch.zeros(2, num_windows, nfft // 2 + 1, dtype=torch.complex64)
+    spectrum = np.zeros((2, num_windows, nfft // 2 + 1), dtype=np.complex64)
     for start, (lo, hi) in zip(range(0, len(used), _DIRECTION_CHUNK), zip(bounds[:-1], bounds[1:])):
         chunk = used[start : start + _DIRECTION_CHUNK]
-        trains.zero_()
-        trains.view(-1).index_add_(0, where[lo:hi].view(-1), weights[lo:hi].view(-1))
-        windows = trains[: len(chunk)].unfold(1, nfft, block)  # (C, W, nfft), overlapping views
-        train_spectra = torch.fft.rfft(windows)  # (C, W, F)
-        hrir_spectra = sphere.spectra[torch.from_numpy(chunk)]  # (C, 2, F)
+        # bincount sums in float64; the trains and what follows are float32 like the stored BRIR.
+        trains = np.bincount(where[lo:hi].ravel(), weights=taps[lo:hi].ravel(), minlength=len(chunk) * width)
+        trains = trains.astype(np.float32).reshape(len(chunk), width)
+        windows = np.lib.stride_tricks.sliding_window_view(trains, nfft, axis=1)[:, ::block]  # (C, W, nfft) views
+        train_spectra = scipy.fft.rfft(windows)  # (C, W, F)
+        hrir_spectra = sphere.spectra[chunk]  # (C, 2, F)
         for ear in range(2):
             spectrum[ear] += (train_spectra * hrir_spectra[:, ear, None]).sum(0)
     # Overlap-save: each window's last `block` samples are exact, its first num_taps - 1 wrapped around.
-    pieces = torch.fft.irfft(spectrum, n=nfft)[..., num_taps - 1 :]  # (2, W, block)
-    brir = pieces.reshape(2, -1)[:, :length].numpy().astype(np.float64)
+    pieces = scipy.fft.irfft(spectrum, n=nfft)[..., num_taps - 1 :]  # (2, W, block)
+    brir = pieces.reshape(2, -1)[:, :length].astype(np.float64)
     sos = _highpass(sphere.sample_rate)
     if sos is None:
         return brir

@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 from tqdm import tqdm
 
 from lusebench import __version__
@@ -140,13 +139,16 @@ def max_distinct_mixtures(num_captions: int, num_sources: int) -> int:
 Inputs = tuple[Corpus, Renderer, BrirBank | None, FixedSet | None]
 
 
-def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None) -> Inputs:
+def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None, fixed: FixedSet | None = None) -> Inputs:
+    """The corpus, renderer, BRIR bank and fixed set of ``config``; ``fixed``, when given, is the
+    fixed set already opened (a worker gets the parent's rather than probing every clip again)."""
     if "," in config.hrtf:
         raise LusebenchError(f"--hrtf {config.hrtf!r}: a rendered set takes one head; a list is for train-baseline's dynamic mixing")
     hrtf = load_hrtf(config.hrtf, config.sample_rate)
     if config.recipes:
-        fixed = open_fixed_set(config.recipes, config.split, config.num_sources, config.num_mixtures, config.corpus,
-                               config.sample_rate, config.num_samples)
+        if fixed is None:
+            fixed = open_fixed_set(config.recipes, config.split, config.num_sources, config.num_mixtures, config.corpus,
+                                   config.sample_rate, config.num_samples)
         return fixed.corpus, Renderer(hrtf, config.interpolation), open_bank(config, brir_bank), fixed
     corpus = open_corpus(config.corpus)
     clips = corpus.split(config.split)
@@ -237,11 +239,10 @@ def _assets(recipe: Recipe, corpus: Corpus, renderer: Renderer, bank: BrirBank |
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(config: SimulationConfig, out: str, brir_bank: str | None, inputs: Inputs | None = None) -> None:
-    # One thread per process: processes scale, and torch 2.13's MKL threads can hang after fork.
-    torch.set_num_threads(1)
+def _init_worker(config: SimulationConfig, out: str, brir_bank: str | None, inputs: Inputs | None = None,
+                 fixed: FixedSet | None = None) -> None:
     retain_freed_memory()
-    corpus, renderer, bank, fixed = inputs if inputs is not None else _open_inputs(config, brir_bank)
+    corpus, renderer, bank, fixed = inputs if inputs is not None else _open_inputs(config, brir_bank, fixed)
     _STATE.update(
         config=config, out=Path(out), corpus=corpus, renderer=renderer, bank=bank, clips=corpus.split(config.split),
         fixed=fixed,
@@ -405,16 +406,15 @@ def _iterate(
     indices: list[int], config: SimulationConfig, out: Path, workers: int, inputs: Inputs, brir_bank: str | None
 ) -> Iterator[str]:
     if workers <= 1:
-        threads = torch.get_num_threads()
         _init_worker(config, str(out), brir_bank, inputs)
-        try:
-            yield from map(_render_one, indices)
-        finally:
-            torch.set_num_threads(threads)
+        yield from map(_render_one, indices)
         return
-    # spawn, not fork: a forked child inherits torch's thread pools in an undefined state.
+    # spawn, not fork: a forked child inherits the thread pools of its parent (a caller's torch or
+    # BLAS) in an undefined state.
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(config, str(out), brir_bank)) as pool:
+    # A fixed set goes to the workers as opened: opening it decodes every clip of the user's copy.
+    initargs = (config, str(out), brir_bank, None, inputs[3])
+    with context.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
         yield from pool.imap(_render_one, indices, chunksize=4)
 
 
@@ -630,39 +630,34 @@ def verify(data_dir: Path | str, progress: bool = True, brir_bank: Path | str | 
     inputs = _open_inputs(config, brir_bank)
     clips, fixed = inputs[0].split(config.split), inputs[3]
     absent = set_absent_indices(config)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the rendering path of simulate: same thread count, same floats
     worst, worst_file, files, identical = None, None, 0, 0
     damaged, differing, recipes_differ, columns_differ = [], [], [], []
-    try:
-        for row in tqdm(manifest.to_dict("records"), desc="verify", unit="mix", disable=not progress):
-            try:
-                stored = recipe_from_row(row)
-            except (TypeError, ValueError) as error:
-                raise LusebenchError(f"{data_dir / MANIFEST_FILE}: the row of {row['mixture_id']} is no recipe ({error})") from None
-            if fixed is not None and stored.index not in fixed.mixtures:
-                recipes_differ.append(f"{stored.mixture_id} (the corpus no longer covers it)")
+    for row in tqdm(manifest.to_dict("records"), desc="verify", unit="mix", disable=not progress):
+        try:
+            stored = recipe_from_row(row)
+        except (TypeError, ValueError) as error:
+            raise LusebenchError(f"{data_dir / MANIFEST_FILE}: the row of {row['mixture_id']} is no recipe ({error})") from None
+        if fixed is not None and stored.index not in fixed.mixtures:
+            recipes_differ.append(f"{stored.mixture_id} (the corpus no longer covers it)")
+            continue
+        recipe, rendered, extra = _draw(config, inputs, clips, stored.index, absent)
+        if not _same_recipe(stored, recipe):
+            recipes_differ.append(stored.mixture_id)
+        signals = _signals(config, recipe, rendered)
+        columns_differ += _derived_differences(row, recipe, inputs, extra, signals)
+        for prefix, (path, signal) in signals.items():
+            files += 1
+            damage, samples = _file_damage(data_dir, row, prefix, signal.shape)
+            if damage is not None:
+                damaged.append(damage)
                 continue
-            recipe, rendered, extra = _draw(config, inputs, clips, stored.index, absent)
-            if not _same_recipe(stored, recipe):
-                recipes_differ.append(stored.mixture_id)
-            signals = _signals(config, recipe, rendered)
-            columns_differ += _derived_differences(row, recipe, inputs, extra, signals)
-            for prefix, (path, signal) in signals.items():
-                files += 1
-                damage, samples = _file_damage(data_dir, row, prefix, signal.shape)
-                if damage is not None:
-                    damaged.append(damage)
-                    continue
-                level = difference_dbfs(samples, signal)
-                if worst is None or level > worst:
-                    worst, worst_file = level, path
-                if level > VERIFY_BOUND_DBFS:
-                    differing.append(f"{path}: {level:.1f} dBFS")
-                payload = encode_audio(signal, config.sample_rate, config.audio_format)
-                identical += hashlib.sha256(payload).hexdigest() == row[f"{prefix}_sha256"]
-    finally:
-        torch.set_num_threads(threads)
+            level = difference_dbfs(samples, signal)
+            if worst is None or level > worst:
+                worst, worst_file = level, path
+            if level > VERIFY_BOUND_DBFS:
+                differing.append(f"{path}: {level:.1f} dBFS")
+            payload = encode_audio(signal, config.sample_rate, config.audio_format)
+            identical += hashlib.sha256(payload).hexdigest() == row[f"{prefix}_sha256"]
     return VerifyReport(
         checked=len(manifest), files=files, worst_dbfs=worst, worst_file=worst_file, byte_identical=identical,
         damaged=tuple(damaged), differing=tuple(differing), recipes_differ=tuple(recipes_differ),

@@ -408,3 +408,24 @@ def test_a_changed_caption_or_start_time_skips_its_recipes(tmp_path):
     missing = pd.read_csv(tmp_path / "set" / "missing.csv", dtype=str).set_index("audiocap_id")
     assert missing.loc[changed_caption["audiocap_id_0"], "reason"].endswith("differs from AudioCaps v1's")
     assert "gives start_time 12345" in missing.loc[moved["audiocap_id_1"], "reason"]
+
+
+def test_workers_render_from_the_set_the_parent_opened_rather_than_probing_the_copy_again(copy_a, set_a, tmp_path,
+                                                                                          monkeypatch):
+    # Each spawned worker re-opened the fixed set, decoding every clip of the copy once more. Here the
+    # copy loses its test.csv once the parent has opened it: a worker that opened it again would fail.
+    import shutil
+
+    from lusebench.simulation import writer
+
+    root = shutil.copytree(copy_a[0], tmp_path / "copy")
+    opened = writer.open_fixed_set
+
+    def open_then_hide_the_captions(*args, **kwargs):
+        fixed = opened(*args, **kwargs)
+        (root / "test.csv").unlink()
+        return fixed
+
+    monkeypatch.setattr(writer, "open_fixed_set", open_then_hide_the_captions)
+    simulate(_config(root), tmp_path / "set", workers=2, progress=False)
+    assert dataset_fingerprint(load_manifest(tmp_path / "set")) == dataset_fingerprint(load_manifest(set_a))
