@@ -30,7 +30,7 @@ from lusebench.allocator import retain_freed_memory
 from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.corpus import Corpus, open_corpus
-from lusebench.simulation.hrtf import load_hrtf, split_heads
+from lusebench.simulation.hrtf import draw_head, load_hrtf, split_heads
 from lusebench.simulation.recipe import draw_recipe
 from lusebench.simulation.render import Renderer
 
@@ -88,9 +88,7 @@ class DynamicMixingDataset(Dataset):
 
     def head(self, key: list[int]) -> str:
         """The head mixture ``key`` is rendered on: the only one, or one drawn from its own stream."""
-        if len(self.heads) == 1:
-            return self.heads[0]
-        return self.heads[int(np.random.default_rng([*key, 1]).integers(len(self.heads)))]
+        return draw_head(self.heads, [*key, 1])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self):

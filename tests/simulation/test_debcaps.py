@@ -264,6 +264,8 @@ PINNED_HEADS = {
     "test-3src": "ae1892696a7dc038c5500e3f1809b0b527c45955e7dac5b8461d2253722c8d3f",
     "val-2src": "946d0dc8fce7d92c3dd2194415ee83bc4e55878bf630631e2d196e553aa45fb3",
     "val-3src": "3af92c6be37dbfb5cc949060897afe1e2dc79f0c52621d99310a76de6d2ed3f0",
+    "test-2src-unseen-head": "5cb77e4ac0d81c930be1fae75d7cb2e2bc5cc75aae91f770febea3564c9dba94",
+    "test-3src-unseen-head": "0b4e32f51ce59f3829d9e6d8146babd6813dba3639a2a86d47c3b6bbd01451a4",
 }
 
 
