@@ -546,3 +546,24 @@ def test_two_results_of_one_name_on_a_set_are_not_paired_with_its_twin(tmp_path)
     tables = {table.fingerprint: table for table in build_tables([*entries, twin])}
     assert tables[seen].columns == COLUMNS  # which of the two runs the twin's result belongs to is unknown
 
+
+def test_the_twins_are_the_full_sets_fingerprints():
+    """The pinned full-set fingerprints of test-Nsrc and its twin, as the committed entries scored on them record."""
+    from lusebench.leaderboard.build import DEFAULT_ENTRIES
+    from lusebench.leaderboard.tables import UNSEEN_HEAD_TWINS
+
+    assert UNSEEN_HEAD_TWINS == {
+        "4480fe0bb8d9d5dda5fc20f63b5c8bf2f07af42ec724f4b42770a82e8166f3ce":  # test-2src
+            "ee4876dfdefd73c0a4dd58aa249d74ef4dc658af193fe35cf515477e55488e44",  # test-2src-unseen-head
+        "c905da020fb84ac588218cfa798aab610d95cee500324ed76565e171f2ae72fc":  # test-3src
+            "c383c82497bf5db88bda1d64229368bbe870e37b01b2b69f931697a710d746ec",  # test-3src-unseen-head
+    }
+    named = {}
+    for path in DEFAULT_ENTRIES.glob("debcaps/*/results.json"):
+        dataset = json.loads(path.read_text())["dataset"]
+        named.setdefault(dataset["path"].rsplit("/", 1)[-1], set()).add(dataset["fingerprint"])
+    twins = [name for name in named if name.endswith("-unseen-head")]
+    assert "test-2src-unseen-head" in twins
+    for name in twins:
+        (seen,) = named[name.removesuffix("-unseen-head")]
+        assert named[name] == {UNSEEN_HEAD_TWINS[seen]}, name

@@ -350,5 +350,6 @@ def test_committed_reference_entries_on_the_debcaps_sets_are_never_ranked_with_t
     # The README's values.
     assert fingerprints["test-2src"] == {"4480fe0bb8d9d5dda5fc20f63b5c8bf2f07af42ec724f4b42770a82e8166f3ce"}
     assert fingerprints["test-3src"] == {"c905da020fb84ac588218cfa798aab610d95cee500324ed76565e171f2ae72fc"}
+    assert fingerprints["test-2src-unseen-head"] == {"ee4876dfdefd73c0a4dd58aa249d74ef4dc658af193fe35cf515477e55488e44"}
     assert fingerprints["minicaps-test-2src"] == {"4ce759ca4c4e1aa642ed0564f617e4e0c4b5d6e5bd17dd53505f6ce3199553ad"}
     assert fingerprints["minicaps-test-3src"] == {"104bf62ce786e733bbefcfd455abbad94a0713797e306d72dbd960b7fbca809e"}
