@@ -32,19 +32,21 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num", type=int, default=None, help="number of mixtures (default 1000)")
     p.add_argument("--seed", type=int, default=None, help="base seed (default 0)")
     p.add_argument(
-        "--benchmark",
-        choices=sorted(BENCHMARK_SETS),
-        help="render one of the fixed benchmark sets (fixes split, sources, count, seed and corpus: debcaps; the "
-        "minicaps-* sets are the first, small ones, for demos); the audiocaps-* sets render the recipes your "
-        "AudioCaps copy covers (--corpus audiocaps:ROOT) and record the coverage",
+        "--benchmark", metavar="NAME",
+        help="render one of the fixed benchmark sets (fixes split, sources, count, seed and corpus: debcaps; rendered on "
+        "KEMAR, the *-unseen-head sets on the two SONICOM subjects, test-Nsrc's recipes); the minicaps-* sets are "
+        "the first, small ones, for demos; the audiocaps-* sets render the recipes your AudioCaps copy covers "
+        "(--corpus audiocaps:ROOT) and record the coverage. One of: " + ", ".join(sorted(BENCHMARK_SETS)),
     )
     p.add_argument("--out", type=Path, help="output dataset folder (required unless --verify)")
     p.add_argument("--duration", type=float, default=10.0, help="mixture length in seconds (default 10)")
     p.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000)")
     p.add_argument("--corpus", default=None, help="minicaps or debcaps (embedded), audiocaps:ROOT or hf:NAME_OR_PATH; several "
                    "joined by + (default minicaps; with --benchmark, the set's own)")
-    p.add_argument("--hrtf", default="kemar", help="a shipped head (kemar = MIT KEMAR, the default; sonicom-1, "
-                   "sonicom-2, fabian, tub-kemar: see `lusebench hrtf`) or a path to a SOFA file")
+    p.add_argument("--hrtf", default=None, help="a shipped head (kemar = MIT KEMAR; sonicom-1, sonicom-2, fabian, "
+                   "tub-kemar: see `lusebench hrtf`) or a path to a SOFA file; a comma-separated list renders each "
+                   "mixture on one of them, drawn from the seed and recorded in the manifest (default kemar; with "
+                   "--benchmark, the set's own)")
     p.add_argument(
         "--interpolation", choices=["linear-aligned", "nearest"], default="linear-aligned",
         help="HRIRs between measured azimuths: onset-aligned linear (default) or nearest measured",
@@ -87,12 +89,14 @@ def _run_simulate(args: argparse.Namespace) -> int:
     common = dict(
         duration_s=args.duration,
         sample_rate=args.sample_rate,
-        hrtf=args.hrtf,
         interpolation=args.interpolation,
         audio_format=args.audio_format,
         save_sources=args.save_sources,
+        **({"hrtf": args.hrtf} if args.hrtf is not None else {}),
     )
-    if args.benchmark:
+    if args.benchmark is not None:
+        if args.benchmark not in BENCHMARK_SETS:
+            raise LusebenchError(f"--benchmark {args.benchmark!r}: no such set; one of {', '.join(sorted(BENCHMARK_SETS))}")
         fixed = [flag for flag, value in (("--sources", args.sources), ("--split", args.split),
                                           ("--num", args.num), ("--seed", args.seed),
                                           ("--room", args.room), ("--absent-share", args.absent_share))

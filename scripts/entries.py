@@ -9,6 +9,7 @@ and whether the checkout was clean).
     # the reference entries, on the fixed sets rendered with `lusebench simulate --benchmark ...`
     python scripts/entries.py references --data data/minicaps-test-2src data/minicaps-test-3src
     python scripts/entries.py references --data data/test-2src data/test-3src --into debcaps/
+    python scripts/entries.py references --data data/test-2src-unseen-head data/test-3src-unseen-head --into debcaps/
 
     # re-run the cheapest trained rows (MLP-GCC, ~5 min each on one core) with the command their
     # entry records, and compare the new means with the entry's 95% intervals; --write replaces
@@ -83,6 +84,8 @@ def install(results: Path, name: str, commands: list[str], run: Path | None = No
 def references(data: list[Path], workers: int, into: str = "") -> None:
     for folder in data:
         sources = json.loads((folder / "config.json").read_text())["num_sources"]
+        # A twin of a set keeps its name's tail: test-2src-unseen-head -> reference-oracle-2src-unseen-head.
+        twin = folder.name.partition(f"{sources}src")[2]
         for kind in ("mixture", "oracle", "random"):
             with tempfile.TemporaryDirectory() as scratch:
                 submission, results = Path(scratch) / "submission", Path(scratch) / "results"
@@ -91,7 +94,7 @@ def references(data: list[Path], workers: int, into: str = "") -> None:
                     _lusebench("evaluate", str(submission), "--data", str(folder), "--out", str(results),
                                "--workers", str(workers), "--no-progress"),
                 ]
-                install(results, f"{into}reference-{kind}-{sources}src", commands)
+                install(results, f"{into}reference-{kind}-{sources}src{twin}", commands)
 
 
 def _means_inside(new: dict, old: dict) -> list[str]:

@@ -16,7 +16,7 @@ from lusebench.io import atomic_write, read_regular_file, replace_folder
 from lusebench.leaderboard.paper import load_paper_table
 from lusebench.leaderboard.render import render_html, render_markdown
 from lusebench.leaderboard.results import RESULTS_FILENAME, ResultsFile, find_results, load_results
-from lusebench.leaderboard.tables import Table, build_tables
+from lusebench.leaderboard.tables import UNSEEN_HEAD_TWINS, Table, build_tables
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ def _say_when_sets_differ(tables: Sequence[Table]) -> None:
     # meant to compare may land in tables of their own, which only the title's fingerprint shows.
     sets: dict[tuple[int, str | None], set[str]] = {}
     for table in tables:
-        if table.fingerprint is not None:
+        # An unseen-head twin is meant to be another set: its figures are shown beside its seen set's.
+        if table.fingerprint is not None and table.fingerprint not in UNSEEN_HEAD_TWINS.values():
             sets.setdefault((table.num_sources, table.condition), set()).add(table.fingerprint)
     for (count, condition), fingerprints in sets.items():
         if len(fingerprints) > 1:

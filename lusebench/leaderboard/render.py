@@ -15,7 +15,9 @@ from pathlib import Path
 
 from lusebench import __version__
 from lusebench.leaderboard.results import ResultsFile, Stat
-from lusebench.leaderboard.tables import CLIPS_NOTE, DECIMALS, RANK_RULE, SUBSET_NOTE, TRACKS_NOTE, Column, Row, Table
+from lusebench.leaderboard.tables import (
+    CLIPS_NOTE, DECIMALS, RANK_RULE, SUBSET_NOTE, TRACKS_NOTE, UNSEEN_HEAD_NOTE, Column, Row, Table,
+)
 
 _NOT_APPLICABLE = "-"  # the paper's mark for a task a system does not do
 
@@ -113,6 +115,7 @@ def render_markdown(tables: Sequence[Table], figures: FigureUrls) -> str:
         "they were not measured by lusebench and are never ranked with measured rows. Values are mean ± 95% CI;",
         "SDRi is plain SDR; Accuracy is the share of DoA errors within 5 deg.",
         TRACKS_NOTE,
+        UNSEEN_HEAD_NOTE,
         f"{RANK_RULE} An interval in brackets is asymmetric: a share's (Wilson) or one cut by the metric's range.",
         CLIPS_NOTE,
     ]
@@ -283,7 +286,7 @@ Values are mean ± 95% confidence interval; SDRi is plain SDR; Accuracy is the s
 Tables marked <em>reported in the paper</em> copy the LuSeeL paper's Table 1: they were not measured by
 lusebench and are never ranked with measured rows. Systems scored on different test sets are in different
 tables. {_e(RANK_RULE)} An interval in brackets is asymmetric: a share's (Wilson) or one cut by the
-metric's range. {_e(TRACKS_NOTE)} {_e(CLIPS_NOTE)} Click a column header to sort; best values are in bold.</p>
+metric's range. {_e(TRACKS_NOTE)} {_e(UNSEEN_HEAD_NOTE)} {_e(CLIPS_NOTE)} Click a column header to sort; best values are in bold.</p>
 {sections}
 <script>{_SCRIPT}</script>
 </body>

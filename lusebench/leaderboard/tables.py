@@ -2,7 +2,8 @@
 
 One table per (test set fingerprint, condition, source count): systems scored on different test
 sets are never ranked together. The paper's own rows form separate tables, one per source count,
-placed beside the measured tables with the same source count.
+placed beside the measured tables with the same source count. A system scored on a test set and on its
+unseen-head twin (UNSEEN_HEAD_TWINS) shows the twin's figures in extra columns of the set's table.
 """
 
 from __future__ import annotations
@@ -51,6 +52,24 @@ TRACK_COLUMNS: tuple[Column, ...] = (
     Column("false_absent_pct", "False absent", "%", higher_is_better=False),
 )
 
+# The unseen-listener track: a fixed test set's fingerprint -> its unseen-head twin's (the same recipes,
+# each mixture on one of two SONICOM subjects, which default training never hears; BENCHMARK_SETS).
+UNSEEN_HEAD_TWINS: Mapping[str, str] = {
+    # test-2src -> test-2src-unseen-head
+    "4480fe0bb8d9d5dda5fc20f63b5c8bf2f07af42ec724f4b42770a82e8166f3ce":
+        "ee4876dfdefd73c0a4dd58aa249d74ef4dc658af193fe35cf515477e55488e44",
+    # test-3src -> test-3src-unseen-head
+    "c905da020fb84ac588218cfa798aab610d95cee500324ed76565e171f2ae72fc":
+        "c383c82497bf5db88bda1d64229368bbe870e37b01b2b69f931697a710d746ec",
+}
+# Where a system has results on a set and its twin, the twin's figures beside its own, after the
+# paper's columns (the key prefix keeps them apart from the set's own figures in a row's values).
+UNSEEN_HEAD_PREFIX = "unseen_head."
+UNSEEN_HEAD_COLUMNS: tuple[Column, ...] = tuple(
+    Column(f"{UNSEEN_HEAD_PREFIX}{c.key}", f"{c.label} unseen head", c.unit, c.higher_is_better)
+    for c in COLUMNS if c.key in ("si_snri_db", "doa_accuracy_pct", "doa_mae_deg")
+)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -93,8 +112,9 @@ class Table:
 
     @functools.cached_property
     def columns(self) -> tuple[Column, ...]:
-        """The paper's columns, then the track columns that a row of this table has."""
-        return COLUMNS + tuple(c for c in TRACK_COLUMNS if any(c.key in row.values for row in self.rows))
+        """The paper's columns, then the unseen-head and track columns that a row of this table has."""
+        extra = UNSEEN_HEAD_COLUMNS + TRACK_COLUMNS
+        return COLUMNS + tuple(c for c in extra if any(c.key in row.values for row in self.rows))
 
     @functools.cached_property
     def _best(self) -> dict[str, float | None]:
@@ -147,6 +167,15 @@ TRACKS_NOTE = (
 )
 
 
+# What the unseen-head columns are, in the words the page shows.
+UNSEEN_HEAD_NOTE = (
+    "On test-2src and test-3src, a system also scored on the set's unseen-head twin (test-Nsrc-unseen-head: "
+    "the same mixtures rendered on two SONICOM human subjects instead of KEMAR, heads default training never "
+    "hears) shows the twin's SI-SNRi, Accuracy and MAE beside its own (\"unseen head\"): the difference is the "
+    "head alone. Rows are ranked on the set's own figures; the twin has its own table."
+)
+
+
 def _rank_key(row: Row) -> tuple[float, float, float, str]:
     # Extraction quality first (the benchmark's main task), then localization; a metric a
     # system does not report sorts after every reported value.
@@ -193,6 +222,18 @@ def _distinct_names(rows: list[Row]) -> list[Row]:
     return rows
 
 
+def _with_unseen_head(row: Row, members: Sequence[ResultsFile], twins: Sequence[ResultsFile], count: int) -> Row:
+    """``row`` with its system's figures on the set's unseen-head twin, where the system has exactly
+    one result on each (two results of one name on either set would leave which to pair a guess)."""
+    same = [twin for twin in twins if twin.system.name == row.system]
+    if len(same) != 1 or sum(member.system.name == row.system for member in members) != 1:
+        return row
+    twin = same[0].metrics.get(count, {})
+    unseen = {column.key: twin[column.key[len(UNSEEN_HEAD_PREFIX):]] for column in UNSEEN_HEAD_COLUMNS
+              if column.key[len(UNSEEN_HEAD_PREFIX):] in twin}
+    return replace(row, values={**row.values, **unseen}) if unseen else row
+
+
 def build_tables(results: Sequence[ResultsFile], paper: PaperTable | None = None) -> tuple[Table, ...]:
     """Group results into ranked tables, with the paper's tables beside them.
 
@@ -212,13 +253,15 @@ def build_tables(results: Sequence[ResultsFile], paper: PaperTable | None = None
 
     measured: list[Table] = []
     for (count, fingerprint, condition), members in groups.items():
+        twins = groups.get((count, UNSEEN_HEAD_TWINS.get(fingerprint, ""), condition), [])
         # One fingerprint is one test set, but its folder may have moved: show every name seen.
         names = sorted({_folder_name(member.dataset.path) for member in members})
         measured.append(
             Table(
                 test_set=" = ".join(names),
                 num_sources=count,
-                rows=tuple(sorted(_distinct_names([_measured_row(m, count) for m in members]), key=_rank_key)),
+                rows=tuple(sorted(_distinct_names([_with_unseen_head(_measured_row(m, count), members, twins, count)
+                                                   for m in members]), key=_rank_key)),
                 fingerprint=fingerprint,
                 condition=condition,
                 split=members[0].dataset.split,

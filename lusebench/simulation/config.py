@@ -198,6 +198,9 @@ class BenchmarkSet:
     absent_share: float = 0.0
     # The audiocaps-* sets render from the user's copy, which --corpus audiocaps:ROOT must name.
     corpus: str = "debcaps"
+    # The head(s): a comma-separated list renders each mixture on one of them (writer.py), the
+    # unseen-listener track's sets on heads that training by default never hears.
+    hrtf: str = "kemar"
 
     def config(self, **overrides: Any) -> SimulationConfig:
         return SimulationConfig(
@@ -210,9 +213,15 @@ class BenchmarkSet:
                 "recipes": self.recipes,
                 "absent_share": self.absent_share,
                 "corpus": self.corpus,
+                "hrtf": self.hrtf,
                 **overrides,
             }
         )
+
+
+# The heads of the unseen-head sets: no default training run renders on them (train-baseline's
+# --hrtf defaults to kemar; a multi-head run should leave these out to keep the track unseen).
+UNSEEN_HEADS = "sonicom-1,sonicom-2"
 
 
 # The benchmark's test and validation sets (10 s, 16 kHz, the paper preset), drawn from debcaps
@@ -226,6 +235,12 @@ BENCHMARK_SETS: dict[str, BenchmarkSet] = {
     # The reverberant condition: the same seeds, hence the same recipes, each placed in a room.
     "test-2src-reverb": BenchmarkSet("test", 2, 1000, 20351, room="reverberant", absent_share=0.1),
     "test-3src-reverb": BenchmarkSet("test", 3, 1000, 20352, room="reverberant", absent_share=0.1),
+    # The unseen-listener track: the same seeds, hence the same recipes (clips, queries, gains,
+    # azimuths, absent items, ids), each rendered on one of the two SONICOM subjects (drawn per
+    # mixture from the seed), heads that default training (KEMAR) never hears. Scored beside
+    # test-Nsrc, the difference is the head alone.
+    "test-2src-unseen-head": BenchmarkSet("test", 2, 1000, 20351, absent_share=0.1, hrtf=UNSEEN_HEADS),
+    "test-3src-unseen-head": BenchmarkSet("test", 3, 1000, 20352, absent_share=0.1, hrtf=UNSEEN_HEADS),
     # The first fixed sets, from minicaps' 33 test clips: too few clips to order systems (the
     # interval over clips is about +-1 dB wide), kept for demos and for the entries scored on them,
     # whose fingerprints stay valid and are never ranked with the sets above.

@@ -43,7 +43,7 @@ from lusebench.errors import LusebenchError
 from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SimulationConfig
 from lusebench.simulation.corpus import Corpus, open_corpus
-from lusebench.simulation.hrtf import load_hrtf, split_heads
+from lusebench.simulation.hrtf import draw_head, load_hrtf, split_heads
 from lusebench.simulation.recipe import draw_recipe
 from lusebench.simulation.render import Renderer
 
@@ -110,9 +110,7 @@ class DynamicMixingDataset(Dataset):
 
     def head(self, key: list[int]) -> str:
         """The head mixture ``key`` is rendered on: the only one, or one drawn from its own stream."""
-        if len(self.heads) == 1:
-            return self.heads[0]
-        return self.heads[int(np.random.default_rng([*key, 1]).integers(len(self.heads)))]
+        return draw_head(self.heads, [*key, 1])
 
     def absent(self, index: int) -> bool:
         """Whether item ``index`` of this epoch asks for a sound that is not in its mixture."""

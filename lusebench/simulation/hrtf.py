@@ -79,6 +79,13 @@ def split_heads(spec: str) -> tuple[str, ...]:
     return heads
 
 
+def draw_head(heads: tuple[str, ...], key: list[int]) -> str:
+    """One of ``heads``, drawn uniformly from ``np.random.default_rng(key)``; the only one without a draw."""
+    if len(heads) == 1:
+        return heads[0]
+    return heads[int(np.random.default_rng(key).integers(len(heads)))]
+
+
 def _check_shipped(spec: str, digest: str) -> None:
     """A shipped head's file must be the one its checksum names (a set's fingerprint relies on it)."""
     head = HEADS.get(spec)

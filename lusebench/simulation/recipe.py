@@ -47,6 +47,9 @@ _EXCERPT_TRIES = 8
 _REJECTION_TRIES = 32
 # The fourth word of a fixed recipe's room rng key: a stream no drawn set's three-word key meets.
 ROOM_STREAM = 1
+# The fourth word of the rng key that draws a mixture's head in a set of several heads (writer.py):
+# a stream that neither the mixture's draws, a fixed recipe's room nor the absent items' draw meets.
+HEAD_STREAM = 2
 # Words that say nothing about what sounds: an absent query may share these with the mixture's captions.
 _STOP_WORDS = frozenset(
     "a an the of in on at to and or with by from into onto over under while as is are be being it its this that "

@@ -49,8 +49,8 @@ from lusebench.simulation.brir_bank import BrirBank, open_bank
 from lusebench.simulation.config import SCHEMA_VERSION, SimulationConfig
 from lusebench.simulation.corpus import EMBEDDED, Corpus, distinct_captions, open_corpus
 from lusebench.simulation.heads import HEADS
-from lusebench.simulation.hrtf import load_hrtf
-from lusebench.simulation.recipe import Recipe, absent_indices, draw_recipe, fixed_recipe, mixture_id, recipe_brir_specs
+from lusebench.simulation.hrtf import draw_head, load_hrtf, split_heads
+from lusebench.simulation.recipe import HEAD_STREAM, Recipe, absent_indices, draw_recipe, fixed_recipe, mixture_id, recipe_brir_specs
 from lusebench.simulation.render import RenderedMixture, Renderer
 
 log = logging.getLogger(__name__)
@@ -136,20 +136,34 @@ def max_distinct_mixtures(num_captions: int, num_sources: int) -> int:
     return num_captions * math.comb(num_captions - 1, num_sources - 1)
 
 
-Inputs = tuple[Corpus, Renderer, BrirBank | None, FixedSet | None]
+# A renderer per head of the set, in the order of ``config.hrtf``'s list.
+Renderers = dict[str, Renderer]
+Inputs = tuple[Corpus, Renderers, BrirBank | None, FixedSet | None]
+
+
+def mixture_head(config: SimulationConfig, heads: tuple[str, ...], index: int) -> str:
+    """The head mixture ``index`` is rendered on: the set's only one, or one of ``heads`` drawn
+    from ``[seed, split_code, index, HEAD_STREAM]``; the recipe's own draws are those of a one-head
+    set, so a set on several heads holds the one-head set's recipes, each on one of them."""
+    return draw_head(heads, [config.seed, config.split_code, index, HEAD_STREAM])
+
+
+def _renderer(config: SimulationConfig, renderers: Renderers, index: int) -> Renderer:
+    return renderers[mixture_head(config, tuple(renderers), index)]
 
 
 def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None, fixed: FixedSet | None = None) -> Inputs:
-    """The corpus, renderer, BRIR bank and fixed set of ``config``; ``fixed``, when given, is the
+    """The corpus, renderers, BRIR bank and fixed set of ``config``; ``fixed``, when given, is the
     fixed set already opened (a worker gets the parent's rather than probing every clip again)."""
-    if "," in config.hrtf:
-        raise LusebenchError(f"--hrtf {config.hrtf!r}: a rendered set takes one head; a list is for train-baseline's dynamic mixing")
-    hrtf = load_hrtf(config.hrtf, config.sample_rate)
+    heads = split_heads(config.hrtf)
+    if len(heads) > 1 and config.room == "reverberant":
+        raise LusebenchError(f"--hrtf {config.hrtf!r}: a reverberant set takes one head (its BRIRs are computed on one)")
+    renderers = {head: Renderer(load_hrtf(head, config.sample_rate), config.interpolation) for head in heads}
     if config.recipes:
         if fixed is None:
             fixed = open_fixed_set(config.recipes, config.split, config.num_sources, config.num_mixtures, config.corpus,
                                    config.sample_rate, config.num_samples)
-        return fixed.corpus, Renderer(hrtf, config.interpolation), open_bank(config, brir_bank), fixed
+        return fixed.corpus, renderers, open_bank(config, brir_bank), fixed
     corpus = open_corpus(config.corpus)
     clips = corpus.split(config.split)
     captions = distinct_captions(clips)
@@ -159,7 +173,7 @@ def _open_inputs(config: SimulationConfig, brir_bank: Path | str | None = None, 
             f"split {config.split!r} of corpus {corpus.name} has {captions} distinct captions, which allow at most "
             f"{limit} distinct {config.num_sources}-source mixtures; asked for {config.num_mixtures}"
         )
-    return corpus, Renderer(hrtf, config.interpolation), open_bank(config, brir_bank), None
+    return corpus, renderers, open_bank(config, brir_bank), None
 
 
 def recipe_from_row(row: dict[str, Any]) -> Recipe:
@@ -242,9 +256,9 @@ _STATE: dict[str, Any] = {}
 def _init_worker(config: SimulationConfig, out: str, brir_bank: str | None, inputs: Inputs | None = None,
                  fixed: FixedSet | None = None) -> None:
     retain_freed_memory()
-    corpus, renderer, bank, fixed = inputs if inputs is not None else _open_inputs(config, brir_bank, fixed)
+    corpus, renderers, bank, fixed = inputs if inputs is not None else _open_inputs(config, brir_bank, fixed)
     _STATE.update(
-        config=config, out=Path(out), corpus=corpus, renderer=renderer, bank=bank, clips=corpus.split(config.split),
+        config=config, out=Path(out), corpus=corpus, renderers=renderers, bank=bank, clips=corpus.split(config.split),
         fixed=fixed,
         absent=set_absent_indices(config),
     )
@@ -295,7 +309,8 @@ def _draw(
 ) -> tuple[Recipe, RenderedMixture, dict[str, Any]]:
     """Mixture ``index``: drawn from its rng key (an absent-target item where ``absent`` holds it), or a
     fixed set's recipe; plus the row fields it adds."""
-    corpus, renderer, bank, fixed = inputs
+    corpus, renderers, bank, fixed = inputs
+    renderer = _renderer(config, renderers, index)
     if fixed is None:
         drawn = draw_recipe(corpus, clips, config, _rng_key(config, index), renderer, index, bank, absent=index in absent)
         return (*drawn, {})
@@ -309,13 +324,13 @@ def _render_one(index: int) -> str:
     out: Path = _STATE["out"]
     if _finished_row(out, _mixture_id(config, _STATE["fixed"], index)) is not None:
         return "skipped"
-    inputs = (_STATE["corpus"], _STATE["renderer"], _STATE["bank"], _STATE["fixed"])
+    inputs = (_STATE["corpus"], _STATE["renderers"], _STATE["bank"], _STATE["fixed"])
     recipe, rendered, extra = _draw(config, inputs, _STATE["clips"], index, _STATE["absent"])
     checksums = {}
     for prefix, (path, signal) in _signals(config, recipe, rendered).items():
         payload = encode_audio(signal, config.sample_rate, config.audio_format)
         checksums[prefix] = (path, write_bytes(out / path, payload))
-    assets = _assets(recipe, _STATE["corpus"], _STATE["renderer"], _STATE["bank"])
+    assets = _assets(recipe, _STATE["corpus"], _renderer(config, _STATE["renderers"], index), _STATE["bank"])
     write_json(_marker(out, recipe.mixture_id), _row(recipe, {**assets, **extra}, checksums, config.absent_share > 0.0))
     return "written"
 
@@ -373,9 +388,10 @@ def _write_static_files(out: Path, config: SimulationConfig) -> None:
         text += licences.read_text()
     else:
         text += f"Clips from corpus `{config.corpus}`: see its own licence.\n"
-    head = HEADS.get(config.hrtf)
-    if head is not None and head.licence_path.is_file():
-        text += "\n" + head.licence_path.read_text()
+    # Heads of one licence file (the two SONICOM subjects) share its text once.
+    for licence in dict.fromkeys(HEADS[name].licence_path for name in split_heads(config.hrtf) if name in HEADS):
+        if licence.is_file():
+            text += "\n" + licence.read_text()
     atomic_write(out / "LICENSES.md", lambda tmp: tmp.write_text(text))
 
 
@@ -599,10 +615,12 @@ _NOT_DERIVED = {"drr_db", "lusebench_version", "schema_version"}
 
 
 def _derived_differences(
-    row: dict[str, Any], recipe: Recipe, inputs: Inputs, extra: dict[str, Any], signals: dict[str, tuple[str, np.ndarray]]
+    row: dict[str, Any], recipe: Recipe, renderer: Renderer, inputs: Inputs, extra: dict[str, Any],
+    signals: dict[str, tuple[str, np.ndarray]],
 ) -> list[str]:
-    """``mixture_id: column ...`` for every value of a manifest row that is not what its recipe derives."""
-    corpus, renderer, bank, _ = inputs
+    """``mixture_id: column ...`` for every value of a manifest row that is not what its recipe derives
+    (rendered by ``renderer``)."""
+    corpus, _, bank, _ = inputs
     files = {prefix: (path, row.get(f"{prefix}_sha256")) for prefix, (path, _) in signals.items()}
     expected = _row(recipe, {**_assets(recipe, corpus, renderer, bank), **extra}, files)
     differences = []
@@ -644,7 +662,8 @@ def verify(data_dir: Path | str, progress: bool = True, brir_bank: Path | str | 
         if not _same_recipe(stored, recipe):
             recipes_differ.append(stored.mixture_id)
         signals = _signals(config, recipe, rendered)
-        columns_differ += _derived_differences(row, recipe, inputs, extra, signals)
+        renderer = _renderer(config, inputs[1], stored.index)
+        columns_differ += _derived_differences(row, recipe, renderer, inputs, extra, signals)
         for prefix, (path, signal) in signals.items():
             files += 1
             damage, samples = _file_damage(data_dir, row, prefix, signal.shape)

@@ -488,3 +488,82 @@ def test_every_committed_entry_records_how_it_was_made():
         assert (entry / "items.csv.gz").is_file(), entry.name
         if "training" in record:
             assert (entry / "metrics.jsonl").is_file() and record["training"]["git_commit"], entry.name
+
+
+# ---------------------------------------------------------------- the unseen-listener track
+
+
+def test_a_system_scored_on_both_heads_shows_both_side_by_side(tmp_path, caplog):
+    from lusebench.leaderboard.tables import UNSEEN_HEAD_COLUMNS, UNSEEN_HEAD_TWINS
+
+    seen, unseen = next(iter(UNSEEN_HEAD_TWINS.items()))
+    both = dict(num_sources=(2,), fingerprint=seen)
+    paths = [
+        write_fake_results(tmp_path / "a-seen", system="a", si_snri_db=8.0, doa_accuracy_pct=60.0, doa_mae_deg=10.0, **both),
+        write_fake_results(tmp_path / "a-unseen", system="a", num_sources=(2,), fingerprint=unseen,
+                           si_snri_db=5.0, doa_accuracy_pct=30.0, doa_mae_deg=25.0),
+        # Scored on the seen-head set only: no unseen-head figures, and no column made up for it.
+        write_fake_results(tmp_path / "b-seen", system="b", si_snri_db=9.0, **both),
+        # The same figures on another set (not the twin): never paired.
+        write_fake_results(tmp_path / "b-other", system="b", num_sources=(2,), fingerprint=OTHER_FINGERPRINT),
+    ]
+    board = build_leaderboard(paths, tmp_path / "site", include_paper=False)
+    tables = {table.fingerprint: table for table in board.tables}
+    assert set(tables) == {seen, unseen, OTHER_FINGERPRINT}  # three sets, never ranked together
+    table = tables[seen]
+    keys = [c.key for c in table.columns]
+    assert keys == [c.key for c in COLUMNS] + [c.key for c in UNSEEN_HEAD_COLUMNS]
+    rows = {row.system: row for row in table.rows}
+    assert [row.system for row in table.rows] == ["b", "a"]  # ranked on the seen-head figures
+    assert {k: rows["a"].values[k].mean for k in keys[4:]} == {
+        "unseen_head.si_snri_db": 5.0, "unseen_head.doa_accuracy_pct": 30.0, "unseen_head.doa_mae_deg": 25.0}
+    assert not any(k.startswith("unseen_head.") for k in rows["b"].values)
+    # The twin's own table and the other set's hold their figures only.
+    assert all(table.columns == COLUMNS for fp, table in tables.items() if fp != seen)
+    markdown = board.markdown.read_text()
+    header = next(line for line in markdown.splitlines() if "SI-SNRi unseen head (dB)" in line)
+    assert header.index("MAE (deg)") < header.index("SI-SNRi unseen head (dB)") < header.index("MAE unseen head (deg)")
+    line_a = next(line for line in markdown.splitlines() if line.startswith("| 2 | a |"))
+    line_b = next(line for line in markdown.splitlines() if line.startswith("| 1 | b |"))
+    assert line_a.endswith("| **5.0 ± 0.5** | **30.0 ± 0.5** | **25.0 ± 0.5** |")  # the only ones: best
+    assert line_b.endswith("| - | - | - |")
+    page = board.html.read_text()
+    assert "SI-SNRi unseen head (dB)" in page and "Accuracy unseen head (%)" in page and "unseen-head twin" in page
+    # The twin is another set by design: no warning that results landed in tables of their own for it.
+    assert ", ".join(sorted(fp[:12] for fp in (seen, unseen))) not in caplog.text
+
+
+def test_two_results_of_one_name_on_a_set_are_not_paired_with_its_twin(tmp_path):
+    from lusebench.leaderboard.tables import UNSEEN_HEAD_TWINS
+
+    seen, unseen = next(iter(UNSEEN_HEAD_TWINS.items()))
+    entries = [
+        _load(tmp_path, "run-1", num_sources=(2,), fingerprint=seen),
+        load_results(write_fake_results(tmp_path / "run-2", system="run-1", num_sources=(2,), fingerprint=seen)),
+        _load(tmp_path, "twin", num_sources=(2,), fingerprint=unseen),
+    ]
+    twin = load_results(write_fake_results(tmp_path / "twin-of-run-1", system="run-1", num_sources=(2,), fingerprint=unseen))
+    tables = {table.fingerprint: table for table in build_tables([*entries, twin])}
+    assert tables[seen].columns == COLUMNS  # which of the two runs the twin's result belongs to is unknown
+
+
+def test_the_twins_are_the_full_sets_fingerprints():
+    """The pinned full-set fingerprints of test-Nsrc and its twin, as the committed entries scored on them record."""
+    from lusebench.leaderboard.build import DEFAULT_ENTRIES
+    from lusebench.leaderboard.tables import UNSEEN_HEAD_TWINS
+
+    assert UNSEEN_HEAD_TWINS == {
+        "4480fe0bb8d9d5dda5fc20f63b5c8bf2f07af42ec724f4b42770a82e8166f3ce":  # test-2src
+            "ee4876dfdefd73c0a4dd58aa249d74ef4dc658af193fe35cf515477e55488e44",  # test-2src-unseen-head
+        "c905da020fb84ac588218cfa798aab610d95cee500324ed76565e171f2ae72fc":  # test-3src
+            "c383c82497bf5db88bda1d64229368bbe870e37b01b2b69f931697a710d746ec",  # test-3src-unseen-head
+    }
+    named = {}
+    for path in DEFAULT_ENTRIES.glob("debcaps/*/results.json"):
+        dataset = json.loads(path.read_text())["dataset"]
+        named.setdefault(dataset["path"].rsplit("/", 1)[-1], set()).add(dataset["fingerprint"])
+    twins = [name for name in named if name.endswith("-unseen-head")]
+    assert "test-2src-unseen-head" in twins
+    for name in twins:
+        (seen,) = named[name.removesuffix("-unseen-head")]
+        assert named[name] == {UNSEEN_HEAD_TWINS[seen]}, name

@@ -71,7 +71,7 @@ def test_share_zero_leaves_the_set_as_before(rendered):
     # Only the debcaps test sets hold absent items; val sets (training selects on them) and the sets
     # that predate the track keep their recipes and fingerprints.
     assert {name for name, s in BENCHMARK_SETS.items() if s.absent_share} == {
-        "test-2src", "test-3src", "test-2src-reverb", "test-3src-reverb"
+        "test-2src", "test-3src", "test-2src-reverb", "test-3src-reverb", "test-2src-unseen-head", "test-3src-unseen-head",
     }
     assert all(BENCHMARK_SETS[name].absent_share == 0.1 for name in ("test-2src", "test-3src"))
 

@@ -264,6 +264,8 @@ PINNED_HEADS = {
     "test-3src": "ae1892696a7dc038c5500e3f1809b0b527c45955e7dac5b8461d2253722c8d3f",
     "val-2src": "946d0dc8fce7d92c3dd2194415ee83bc4e55878bf630631e2d196e553aa45fb3",
     "val-3src": "3af92c6be37dbfb5cc949060897afe1e2dc79f0c52621d99310a76de6d2ed3f0",
+    "test-2src-unseen-head": "5cb77e4ac0d81c930be1fae75d7cb2e2bc5cc75aae91f770febea3564c9dba94",
+    "test-3src-unseen-head": "0b4e32f51ce59f3829d9e6d8146babd6813dba3639a2a86d47c3b6bbd01451a4",
 }
 
 
@@ -348,5 +350,6 @@ def test_committed_reference_entries_on_the_debcaps_sets_are_never_ranked_with_t
     # The README's values.
     assert fingerprints["test-2src"] == {"4480fe0bb8d9d5dda5fc20f63b5c8bf2f07af42ec724f4b42770a82e8166f3ce"}
     assert fingerprints["test-3src"] == {"c905da020fb84ac588218cfa798aab610d95cee500324ed76565e171f2ae72fc"}
+    assert fingerprints["test-2src-unseen-head"] == {"ee4876dfdefd73c0a4dd58aa249d74ef4dc658af193fe35cf515477e55488e44"}
     assert fingerprints["minicaps-test-2src"] == {"4ce759ca4c4e1aa642ed0564f617e4e0c4b5d6e5bd17dd53505f6ce3199553ad"}
     assert fingerprints["minicaps-test-3src"] == {"104bf62ce786e733bbefcfd455abbad94a0713797e306d72dbd960b7fbca809e"}

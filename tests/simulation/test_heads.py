@@ -102,8 +102,9 @@ def test_simulate_renders_on_a_named_head(tmp_path):
     assert "Attribution-ShareAlike 3.0" in (out / "LICENSES.md").read_text()
 
 
-def test_a_rendered_set_takes_one_head(tmp_path, capsys):
+def test_a_reverberant_set_takes_one_head(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["simulate", "--hrtf", "kemar,fabian", "--num", "2", "--duration", "0.5", "--out", str(out)]) == 2
+    assert main(["simulate", "--hrtf", "kemar,fabian", "--room", "reverberant", "--num", "2", "--duration", "0.5",
+                 "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "a rendered set takes one head" in err and not out.exists()
+    assert err.count("\n") == 1 and "a reverberant set takes one head" in err and not out.exists()
