@@ -14,8 +14,7 @@ and whether the checkout was clean).
     # re-run the cheapest trained rows (MLP-GCC, ~5 min each on one core) with the command their
     # entry records, and compare the new means with the entry's 95% intervals; --write replaces
     # the entry by the new run when it lands inside them
-    lusebench simulate --benchmark minicaps-test-2src --out data/minicaps-test-2src
-    python scripts/entries.py check small-gmcaps-mlp-gcc-2src --out runs/check-b2 [--test-data DIR]
+    python scripts/entries.py check debcaps/small-mlp-gcc-2src --out runs/check [--test-data data/test-2src]
 
     # bring entries to the current results schema from their item tables (lusebench rescore)
     python scripts/entries.py rescore [ENTRY ...]
@@ -183,7 +182,7 @@ def main() -> int:
     refs.add_argument("--workers", type=int, default=2, help="scoring processes (default 2)")
     refs.add_argument("--into", default="", help="folder of entries/ to write them in, e.g. debcaps/ (default: entries/)")
     checked = sub.add_parser("check", help="re-run a one-system replicate entry and compare it with its intervals")
-    checked.add_argument("entry", help="entry name, e.g. small-gmcaps-mlp-gcc-2src")
+    checked.add_argument("entry", help="entry name, e.g. debcaps/small-mlp-gcc-2src")
     checked.add_argument("--out", type=Path, required=True, help="replicate folder for the re-run (resumed if present)")
     checked.add_argument("--test-data", type=Path, help="the rendered fixed set, instead of rendering it into OUT")
     checked.add_argument("--write", action="store_true", help="replace the entry by the re-run when it reproduces")

@@ -32,9 +32,11 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 def entry_or_path(path: Path) -> Path:
     """``path``, or the committed entry of that name when no such path exists here
-    (``lusebench figures small-gmcaps-mlp-gcc-2src MY/results``)."""
+    (``lusebench figures debcaps/small-luseel-2src MY/results``); a name is plain folder names
+    joined by ``/``, never ``..`` or an absolute path."""
     path = Path(path)
-    if not path.exists() and len(path.parts) == 1 and (DEFAULT_ENTRIES / path).is_dir():
+    plain = not path.is_absolute() and all(_UNSAFE_NAME.search(part) is None and part not in (".", "..") for part in path.parts)
+    if not path.exists() and plain and (DEFAULT_ENTRIES / path).is_dir():
         return DEFAULT_ENTRIES / path
     return path
 

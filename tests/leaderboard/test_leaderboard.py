@@ -468,13 +468,21 @@ def test_figures_take_committed_entries_by_name(tmp_path, capsys):
     """Regression (issue 22): the committed entries had no items.csv, so `figures` refused them."""
     from lusebench.leaderboard.build import DEFAULT_ENTRIES
 
-    names = ["reference-oracle-2src", "reference-random-2src", "small-gmcaps-mlp-gcc-2src"]
+    names = ["debcaps/reference-oracle-2src", "debcaps/reference-random-2src", "debcaps/small-mlp-gcc-2src"]
     for name in names:
         assert (DEFAULT_ENTRIES / name / "items.csv.gz").is_file() and (DEFAULT_ENTRIES / name / "provenance.json").is_file()
     assert main(["figures", *names, "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "fig3_doa_mae_by_separation.png").is_file()
     assert main(["figures", "reference-oracle-2src", "reference-oracle-3src", "--out", str(tmp_path / "mixed")]) == 2
     assert "--allow-mixed" in capsys.readouterr().err
+
+
+def test_entry_names_never_lead_out_of_the_entries():
+    from lusebench.leaderboard.build import DEFAULT_ENTRIES, entry_or_path
+
+    assert entry_or_path(Path("debcaps/small-luseel-2src")) == DEFAULT_ENTRIES / "debcaps" / "small-luseel-2src"
+    for name in ("debcaps/../debcaps/small-luseel-2src", "../entries/debcaps", "/debcaps/small-luseel-2src"):
+        assert entry_or_path(Path(name)) == Path(name)
 
 
 def test_every_committed_entry_records_how_it_was_made():
@@ -488,6 +496,30 @@ def test_every_committed_entry_records_how_it_was_made():
         assert (entry / "items.csv.gz").is_file(), entry.name
         if "training" in record:
             assert (entry / "metrics.jsonl").is_file() and record["training"]["git_commit"], entry.name
+
+
+def test_every_trained_entry_names_a_commit_of_this_history():
+    """Regression (issue 22): entries recorded commits of a branch rebased before it landed, which
+    no clone holds, so nobody could re-run them as recorded. Needs a git checkout (skipped in a wheel)."""
+    import shutil
+    import subprocess
+
+    from lusebench.leaderboard.build import DEFAULT_ENTRIES
+
+    root = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    if subprocess.run(["git", "-C", str(root), "rev-parse", "--is-shallow-repository"], capture_output=True,
+                      text=True).stdout.strip() == "true":
+        pytest.skip("a shallow clone holds no history to check against")
+    for path in sorted(DEFAULT_ENTRIES.rglob("provenance.json")):
+        record = json.loads(path.read_text())
+        for made in [record.get("training", {}), record.get("made_with", {})]:
+            commit = made.get("git_commit")
+            if commit:
+                ancestor = subprocess.run(["git", "-C", str(root), "merge-base", "--is-ancestor", commit, "HEAD"],
+                                          capture_output=True)
+                assert ancestor.returncode == 0, f"{path.parent.name}: {commit} is not in this history"
 
 
 # ---------------------------------------------------------------- the unseen-listener track
