@@ -45,7 +45,7 @@ from lusebench.io import atomic_write, open_regular, read_regular_file, write_js
 from lusebench.provenance import provenance
 from lusebench.schema import decode_json
 from lusebench.simulation.audiocaps_sets import is_copy_of
-from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig
+from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig, check_absent_share
 from lusebench.simulation.corpus import open_corpus
 from lusebench.simulation.dynamic import DynamicMixingDataset
 from lusebench.simulation.hrtf import load_hrtf, split_heads
@@ -158,8 +158,7 @@ class TrainConfig:
             raise LusebenchError(f"unknown selection {self.select_on!r}; choose {' or '.join(typing.get_args(Selection))}")
         if self.doa_label not in typing.get_args(DoALabel):
             raise LusebenchError(f"unknown DoA label {self.doa_label!r}; choose {' or '.join(typing.get_args(DoALabel))}")
-        if not 0.0 <= self.absent_share <= 0.5:  # NaN fails too
-            raise LusebenchError(f"--absent-share must lie in [0, 0.5], got {self.absent_share}")
+        check_absent_share(self.absent_share)
 
     def model_overrides(self) -> dict[str, Any]:
         """The :func:`build_system` overrides this run makes to its preset's model."""

@@ -31,6 +31,12 @@ MAX_SEED = 2**63 - 1
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 
 
+def check_absent_share(share: float) -> None:
+    """The one range of an absent-target share, for rendered sets and training alike (NaN fails too)."""
+    if not 0.0 <= share <= 0.5:
+        raise LusebenchError(f"--absent-share must lie in [0, 0.5], got {share}")
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     """Everything that decides the content of a rendered set.
@@ -99,8 +105,7 @@ class SimulationConfig:
             if not self.corpus.startswith("audiocaps:"):
                 raise LusebenchError(f"{self.recipes} renders from your AudioCaps copy: add --corpus audiocaps:ROOT "
                                      "(the folder of test.csv/val.csv and the audio)")
-        if not 0.0 <= self.absent_share <= 0.5:
-            raise LusebenchError(f"--absent-share must lie in [0, 0.5], got {self.absent_share}")
+        check_absent_share(self.absent_share)
         if self.absent_share > 0.0 and self.save_sources:
             raise LusebenchError("--save-sources does not support absent-target items yet: use --absent-share 0")
         if self.absent_share > 0.0 and self.recipes:

@@ -39,9 +39,8 @@ import torch
 from torch.utils.data import Dataset
 
 from lusebench.allocator import retain_freed_memory
-from lusebench.errors import LusebenchError
 from lusebench.simulation.brir_bank import BrirBank, open_bank
-from lusebench.simulation.config import SimulationConfig
+from lusebench.simulation.config import SimulationConfig, check_absent_share
 from lusebench.simulation.corpus import Corpus, open_corpus
 from lusebench.simulation.hrtf import draw_head, load_hrtf, split_heads
 from lusebench.simulation.recipe import draw_recipe
@@ -74,8 +73,7 @@ class DynamicMixingDataset(Dataset):
         self, config: SimulationConfig, epoch: int = 0, corpus: Corpus | None = None, brir_bank: str | None = None,
         query_pairs: bool = False, absent_share: float = 0.0,
     ) -> None:
-        if not 0.0 <= absent_share <= 0.5:
-            raise LusebenchError(f"--absent-share must lie in [0, 0.5], got {absent_share}")
+        check_absent_share(absent_share)
         self.config = config
         self.epoch = epoch
         self.brir_bank = brir_bank
