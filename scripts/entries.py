@@ -23,6 +23,10 @@ and whether the checkout was clean).
     python scripts/entries.py add debcaps/small-luseel-2src --out runs/debcaps-2src --system luseel \
         --command "lusebench replicate --sources 2 --preset small --jobs 2 --systems luseel --seed 0 --out OUT"
 
+    # score that entry's checkpoint on its test set's unseen-head twin: entry debcaps/small-luseel-2src-unseen-head,
+    # which the leaderboard shows beside the entry's own row
+    python scripts/entries.py twin debcaps/small-luseel-2src --out runs/debcaps-2src --data data/test-2src-unseen-head
+
 Run `check` before committing entries: a row whose re-run leaves its interval does not reproduce.
 """
 
@@ -157,6 +161,35 @@ def add(name: str, out: Path, system: str, command: str) -> None:
     install(out / "results" / system, name, [command], run=out / "runs" / system)
 
 
+def twin(name: str, out: Path, data: Path, workers: int) -> None:
+    """Scores the checkpoint behind entry ``name`` (in its replicate folder ``out``) on ``data``, a twin
+    of the entry's test set, and installs it as ``name`` plus the twin's suffix (``-unseen-head``).
+    The record starts with the entry's replicate command, so the twin says how its checkpoint was made."""
+    record = json.loads((DEFAULT_ENTRIES / name / "provenance.json").read_text())
+    command = record["commands"][0]
+    argv = shlex.split(command)
+    if argv[:2] != ["lusebench", "replicate"] or "--systems" not in argv[:-1]:
+        sys.exit(f"{name}: its command is not a one-system `lusebench replicate`: {command}")
+    system = argv[argv.index("--systems") + 1]
+    run = out / "runs" / system
+    if json.loads((run / "train_config.json").read_text()) != record.get("train_config"):
+        sys.exit(f"{run} is not the run of entry {name}: their train_config.json differ")
+    sources = json.loads((data / "config.json").read_text())["num_sources"]
+    suffix = data.name.partition(f"{sources}src")[2]
+    if not name.endswith(f"{sources}src") or not suffix:
+        sys.exit(f"{data.name} is not a twin of {name}'s {sources}-source test set (e.g. test-{sources}src-unseen-head)")
+    with tempfile.TemporaryDirectory() as scratch:
+        submission, results = Path(scratch) / "submission", Path(scratch) / "results"
+        commands = [
+            command,
+            _lusebench("infer", "--checkpoint", str(run / "best.pt"), "--data", str(data), "--out", str(submission),
+                       "--no-progress").replace(str(out), "OUT"),
+            _lusebench("evaluate", str(submission), "--data", str(data), "--out", str(results),
+                       "--workers", str(workers), "--no-progress"),
+        ]
+        install(results, f"{name}{suffix}", commands, run=run, note=f"{name}'s checkpoint scored on {data.name}")
+
+
 def rescore(names: list[str]) -> None:
     """``lusebench rescore`` on committed entries (their track metrics and aggregates, from the item
     table): the table is unpacked for it and packed again, and the command joins the entry's record."""
@@ -195,7 +228,15 @@ def main() -> int:
     added.add_argument("--out", type=Path, required=True, help="the replicate folder")
     added.add_argument("--system", required=True, help="the system to install")
     added.add_argument("--command", required=True, help="the replicate command that made it, --out OUT")
+    twinned = sub.add_parser("twin", help="score a one-system replicate entry's checkpoint on its test set's twin")
+    twinned.add_argument("entry", help="entry name, e.g. debcaps/small-luseel-2src")
+    twinned.add_argument("--out", type=Path, required=True, help="the replicate folder that made the entry")
+    twinned.add_argument("--data", type=Path, required=True, help="the rendered twin, e.g. data/test-2src-unseen-head")
+    twinned.add_argument("--workers", type=int, default=2, help="scoring processes (default 2)")
     args = parser.parse_args()
+    if args.action == "twin":
+        twin(args.entry, args.out, args.data, args.workers)
+        return 0
     if args.action == "add":
         add(args.entry, args.out, args.system, args.command)
         return 0
