@@ -321,15 +321,33 @@ def _add_infer_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="submission folder to write")
     p.add_argument("--batch-size", type=int, default=8, help="mixtures per batch (default 8)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--absent-threshold", metavar="T|none",
+                   help="say \"absent\" (an empty azimuth) where a DoA likelihood row peaks under T, a positive "
+                   "number chosen on a val set with absent items (scripts/choose_absent_threshold.py), instead of the "
+                   "checkpoint's; none answers every mixture (default: the checkpoint's, stored by train-baseline "
+                   "--absent-share, else none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_infer)
+
+
+def _absent_threshold(text: str | None) -> float | None | str:
+    from lusebench.baselines.infer import CHECKPOINT_THRESHOLD
+
+    if text is None:
+        return CHECKPOINT_THRESHOLD
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise LusebenchError(f"--absent-threshold must be a positive number or none, got {text!r}") from None
 
 
 def _run_infer(args: argparse.Namespace) -> int:
     from lusebench.baselines.infer import infer
 
     out = infer(args.checkpoint, args.data, args.out, batch_size=args.batch_size, device=args.device,
-                progress=not args.no_progress)
+                progress=not args.no_progress, absent_threshold=_absent_threshold(args.absent_threshold))
     print(f"submission written to {out}")
     return 0
 

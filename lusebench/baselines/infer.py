@@ -7,6 +7,7 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -80,26 +81,43 @@ def config_hash(recipe: dict) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:7]
 
 
-def stored_absent_threshold(payload: dict, path: Path | str) -> float | None:
-    """The checkpoint's ``absent_threshold`` (train.absent_threshold); None where it has none, as
-    every checkpoint trained without absent queries or before them."""
-    value = payload.get("absent_threshold")
+# infer's default absent threshold: the one stored in the checkpoint.
+CHECKPOINT_THRESHOLD = "checkpoint"
+
+
+def check_absent_threshold(value: float | None, name: str = "--absent-threshold") -> float | None:
+    """A threshold a likelihood peak is compared with: a positive finite number, or None (always answer).
+
+    Raises:
+        LusebenchError: anything else (NaN, infinite, zero, negative, not a number).
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise LusebenchError(f"{path}: absent_threshold must be a positive number or None, got {value!r}")
+        raise LusebenchError(f"{name} must be a positive number or none, got {value!r}")
     return float(value)
+
+
+def stored_absent_threshold(payload: dict, path: Path | str) -> float | None:
+    """The checkpoint's ``absent_threshold`` (train.absent_threshold); None where it has none, as
+    every checkpoint trained without absent queries or before them."""
+    return check_absent_threshold(payload.get("absent_threshold"), f"{path}: absent_threshold")
 
 
 def system_info(payload: dict, model: BaselineSystem, absent_threshold: float | None = None) -> SystemInfo:
     """The ``system.json`` of a trained checkpoint: its name says how it was trained (preset and
     what the run changed from it, corpus, steps, device, a hash of the whole config), so a CPU-sized
-    row is never read as the paper's system, and two runs that differ are never named alike."""
+    row is never read as the paper's system, and two runs that differ are never named alike; an
+    ``absent_threshold`` other than the checkpoint's is named too."""
     config, recipe = model.config, payload["train_config"]
+    changes = recipe_changes(recipe)
     preset, device = recipe.get("preset", "paper"), payload.get("device", "unrecorded device")
     corpus = corpus_label(str(recipe.get("corpus")))
     tasks = tuple(task for task, on in (("extraction", config.extraction), ("localization", config.localization)) if on)
-    parts = [f"{preset} preset", *recipe_changes(recipe), corpus, f"{payload['step']:,} steps",
+    if config.localization and absent_threshold != payload.get("absent_threshold"):
+        # Not the checkpoint's threshold: another answer from the same weights, named apart.
+        changes = [*changes, "never absent" if absent_threshold is None else f"absent under {absent_threshold:g}"]
+    parts = [f"{preset} preset", *changes, corpus, f"{payload['step']:,} steps",
              device.upper() if device in ("cpu", "cuda") else device, f"cfg {config_hash(recipe)}"]
     return SystemInfo(
         name=f"{config.name} ({', '.join(parts)})",
@@ -121,6 +139,7 @@ def infer(
     batch_size: int = 8,
     device: str | None = None,
     progress: bool = True,
+    absent_threshold: float | None | Literal["checkpoint"] = CHECKPOINT_THRESHOLD,
 ) -> Path:
     """Run a checkpoint over every mixture of ``data`` and write a submission folder ``out``.
 
@@ -134,19 +153,31 @@ def infer(
     into ``system.json``, so the likelihood file says the same). Its audio is written as the model
     made it, as every output is: ``peak_normalise`` only keeps a peak off the FLAC's full scale, so
     it never lifts a near-silent answer. Without a threshold every mixture gets an azimuth.
+    ``absent_threshold`` replaces the checkpoint's: a positive number (one chosen on a val set
+    with absent items, scripts/choose_absent_threshold.py), or None to answer every mixture.
+    ``doa_likelihood.npy`` is the same whatever the threshold.
 
     Raises:
         LusebenchError: missing, foreign or inconsistent checkpoint, data folder without a
-            manifest, a sample rate the system was not built for, a bad batch size or device, or
-            an ``out`` that cannot be written, all before anything is written; a mixture that
-            cannot be read leaves ``out`` as it was.
+            manifest, a sample rate the system was not built for, a bad batch size, device or
+            threshold (or one given to a system without localization), or an ``out`` that cannot
+            be written, all before anything is written; a mixture that cannot be read leaves
+            ``out`` as it was.
     """
     if batch_size < 1:
         raise LusebenchError(f"--batch-size must be at least 1, got {batch_size}")
+    if absent_threshold != CHECKPOINT_THRESHOLD:
+        absent_threshold = check_absent_threshold(absent_threshold)
     device = resolve_device(device)
     payload = load_checkpoint(checkpoint)
     model = system_from_checkpoint_dict(payload["model"])
-    threshold = stored_absent_threshold(payload, checkpoint) if model.config.localization else None
+    if absent_threshold == CHECKPOINT_THRESHOLD:
+        threshold = stored_absent_threshold(payload, checkpoint) if model.config.localization else None
+    elif not model.config.localization:
+        raise LusebenchError(f"--absent-threshold: {model.config.name} ({checkpoint}) does not localize; "
+                             "a threshold applies to DoA likelihoods only")
+    else:
+        threshold = absent_threshold
     config = model.config
     dataset = RenderedSet(data)
     answered = load_dataset(data)  # its fingerprint goes into set.json, which evaluate checks

@@ -362,6 +362,50 @@ def test_a_run_trained_with_absent_queries_says_absent_where_its_likelihood_is_f
     assert pd.read_csv(submission / "doa.csv")["azimuth_deg"].notna().all()
 
 
+def test_infer_absent_threshold_overrides_the_checkpoints(data, val, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    best = train(_tiny("mlp-gcc", absent_share=0.5), tmp_path / "run", val_data=val, progress=False)
+    # none: every mixture answered, no threshold stated, and a name that says so.
+    raw = infer(best, data, tmp_path / "none", progress=False, absent_threshold=None)
+    system = json.loads((raw / "system.json").read_text())
+    assert "absent_threshold" not in system and "never absent" in system["name"]
+    assert pd.read_csv(raw / "doa.csv")["azimuth_deg"].notna().all()
+    peaks = np.load(raw / "doa_likelihood.npy").max(axis=-1)
+    assert np.unique(peaks).size == 4  # the tiny model's peaks differ by mixture, or this test says nothing
+    low = np.sort(peaks)
+    threshold = float((low[1] + low[2]) / 2)  # two mixtures under it, two over
+    sub = infer(best, data, tmp_path / "chosen", progress=False, absent_threshold=threshold)
+    system = json.loads((sub / "system.json").read_text())
+    assert system["absent_threshold"] == threshold and f"absent under {threshold:g}" in system["name"]
+    azimuths = pd.read_csv(sub / "doa.csv", keep_default_na=False)["azimuth_deg"].tolist()
+    assert [cell == "" for cell in azimuths] == (peaks < threshold).tolist()
+    assert np.array_equal(np.load(sub / "doa_likelihood.npy"), np.load(raw / "doa_likelihood.npy"))
+    # The checkpoint's own threshold given explicitly is the default: same file, same name.
+    infer(best, data, tmp_path / "stored", progress=False)
+    infer(best, data, tmp_path / "same", progress=False, absent_threshold=0.5)
+    assert (tmp_path / "stored" / "system.json").read_bytes() == (tmp_path / "same" / "system.json").read_bytes()
+
+
+@pytest.mark.parametrize("value", ["0", "-0.5", "nan", "inf", "x", ""])
+def test_a_bad_absent_threshold_is_one_line_and_writes_nothing(value, data, tmp_path, capsys):
+    out = tmp_path / "sub"
+    # Checked before the checkpoint is read: this one does not exist.
+    err = _one_line_error(capsys, ["infer", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(data),
+                                   "--out", str(out), "--absent-threshold", value])
+    assert "--absent-threshold must be a positive number or none" in err and not out.exists()
+
+
+@pytest.mark.parametrize("value", ["0.3", "none"])
+def test_an_absent_threshold_for_a_system_without_localization_is_one_line(value, data, val, tmp_path, capsys):
+    best = train(_tiny("luseel-extract"), tmp_path / "run", val_data=val, progress=False)
+    out = tmp_path / "sub"
+    err = _one_line_error(capsys, ["infer", "--checkpoint", str(best), "--data", str(data), "--out", str(out),
+                                   "--absent-threshold", value])
+    assert "does not localize" in err and not out.exists()
+
+
 @pytest.mark.parametrize("share", ["-0.1", "0.6", "nan"])
 def test_a_bad_absent_share_is_one_line_and_writes_nothing(share, val, tmp_path, capsys):
     out = tmp_path / "run"
