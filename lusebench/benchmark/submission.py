@@ -252,29 +252,60 @@ def _read_doa_csv(path: Path, dataset: Dataset, problems: list[Problem]) -> dict
     return dict(zip(ids, np.where(absent, np.nan, wrapped).tolist()))
 
 
-def _read_likelihood(
-    path: Path, dataset: Dataset, problems: list[Problem], absent_threshold: float | None
-) -> dict[str, float]:
+def _load_likelihood(path: Path, dataset: Dataset, problems: list[Problem]) -> np.ndarray | None:
+    """The (num_mixtures, 360) array, or None where it cannot be read or has the wrong shape; rows
+    holding NaN or Inf are returned and listed in ``problems``."""
     expected = (len(dataset.mixture_ids), DOA_BINS)
     # float64 is the widest dtype accepted; the .npy header is at most a few hundred bytes.
     payload = _read_own_bytes(path, DOA_LIKELIHOOD, _NPY_HEADER_BYTES + 8 * expected[0] * expected[1], problems)
     if payload is None:
-        return {}
+        return None
     try:
         likelihood = load_npy(payload, DOA_LIKELIHOOD, max_elements=expected[0] * expected[1], kinds="iuf")
     except LusebenchError as error:
         problems.append(Problem(f"{DOA_LIKELIHOOD} cannot be read", str(error)))
-        return {}
+        return None
     # Real numbers only: complex values have no argmax a reader would agree on, and bool is no likelihood.
     if likelihood.shape != expected:
         problems.append(
             Problem(f"{DOA_LIKELIHOOD} must be a real-valued array of shape {expected} in manifest order",
                     f"got {likelihood.dtype} {likelihood.shape}")
         )
-        return {}
+        return None
     bad_rows = np.flatnonzero(~np.isfinite(likelihood).all(axis=-1))
     for row in bad_rows:
         problems.append(Problem(f"{DOA_LIKELIHOOD}: NaN or Inf in the row of mixture id", dataset.mixture_ids[row]))
+    return likelihood
+
+
+def read_doa_likelihood(path: Path | str, dataset: Dataset) -> np.ndarray:
+    """A submission's ``doa_likelihood.npy``, checked as ``evaluate`` checks it: the submission
+    answers ``dataset`` (set.json), and the file is its own regular file, a real-valued .npy
+    array (never unpickled) of shape (num_mixtures, 360) in manifest order, finite.
+
+    Raises:
+        LusebenchError: ``path`` is not a folder, answers another set, or has no likelihood file;
+            :class:`SubmissionError` listing every problem of the file.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise LusebenchError(f"submission folder not found: {path}")
+    problems: list[Problem] = []
+    _check_set(path, dataset, problems)
+    if not _present(path / DOA_LIKELIHOOD):
+        raise LusebenchError(f"{path} has no {DOA_LIKELIHOOD} (infer writes it for every localization system)")
+    likelihood = _load_likelihood(path, dataset, problems)
+    if problems or likelihood is None:
+        raise SubmissionError(path, problems)
+    return likelihood
+
+
+def _read_likelihood(
+    path: Path, dataset: Dataset, problems: list[Problem], absent_threshold: float | None
+) -> dict[str, float]:
+    likelihood = _load_likelihood(path, dataset, problems)
+    if likelihood is None:
+        return {}
     azimuths = azimuth_from_likelihood(likelihood)
     if absent_threshold is not None:
         azimuths = np.where(likelihood.max(axis=-1) < absent_threshold, np.nan, azimuths)
