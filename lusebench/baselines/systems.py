@@ -216,6 +216,7 @@ class BaselineSystem(nn.Module):
         azimuth_deg: torch.Tensor | None,
         mixture: torch.Tensor | None = None,
         absent: torch.Tensor | None = None,
+        level_match: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Loss terms and their total ``-SI-SNR + delta spectrum + gamma * DoA MSE`` (paper eq. 1-3).
 
@@ -224,15 +225,26 @@ class BaselineSystem(nn.Module):
         the batch's extraction loss is the mean over items of each one's own; their DoA label is
         all zeros (a NaN azimuth).
 
+        ``level_match`` adds, on present items, the distance in dB between the output's level and the
+        target's (both re the mixture). A run with absent queries needs it: -SI-SNR ignores scale
+        and the delta spectrum is too small to matter, so without it the cheapest way to silence
+        absent queries is to answer every query 38 dB under the mixture (measured: luseel-extract,
+        small preset, 10 % absent queries; docs/small-preset.md).
+
         Args:
             output: this system's output.
             target_waveform: (B, 2, T) binaural image of the target; needed for extraction.
             azimuth_deg: (B,) target azimuth in degrees (NaN where absent); needed for localization.
-            mixture: (B, 2, T) the input; needed for extraction where an item is absent.
-            absent: (B,) bool, the absent-target items; None or all False: the paper's loss exactly.
+            mixture: (B, 2, T) the input; needed for extraction where an item is absent or with
+                ``level_match``.
+            absent: (B,) bool, the absent-target items; None or all False, without ``level_match``:
+                the paper's loss exactly.
+            level_match: add the present items' level error (train-baseline sets it where
+                ``--absent-share`` is above 0).
 
         Returns:
             ``neg_si_snr`` and ``delta_spectrum`` (extraction, over the present items),
+            ``level_error_db`` (with ``level_match``, over the present items),
             ``absent_level_db`` (extraction, over the absent items, where the batch has some),
             ``doa_mse`` (localization), ``total``.
         """
@@ -242,23 +254,27 @@ class BaselineSystem(nn.Module):
             if target_waveform is None or target_waveform.shape != output.waveform.shape:
                 got = None if target_waveform is None else tuple(target_waveform.shape)
                 raise LusebenchError(f"target waveform must be {tuple(output.waveform.shape)}, got {got}")
-            if absent is None or not bool(absent.any()):
-                terms["neg_si_snr"] = neg_si_snr(output.waveform, target_waveform)
-                terms["delta_spectrum"] = delta_spectrum_loss(
-                    output.waveform, target_waveform, self.config.loss.resolutions
-                )
-                total = terms["neg_si_snr"] + terms["delta_spectrum"]
-            else:
-                if mixture is None or mixture.shape != output.waveform.shape:
-                    raise LusebenchError("absent-target items need the mixture, shaped as the output, for their loss")
+            some_absent = absent is not None and bool(absent.any())
+            if (some_absent or level_match) and (mixture is None or mixture.shape != output.waveform.shape):
+                raise LusebenchError("absent-target items and level matching need the mixture, shaped as the output, for their loss")
+            # Without absent items the present ones are the whole batch, unindexed: the paper's loss to the bit.
+            present = ~absent if some_absent else None
+            estimate, target = output.waveform, target_waveform
+            mixture_present = mixture
+            if some_absent:
                 terms["absent_level_db"] = output_level_db(output.waveform[absent], mixture[absent]).mean()
                 total = terms["absent_level_db"] * (int(absent.sum()) / len(absent))
-                present = ~absent
-                if bool(present.any()):
-                    estimate, target = output.waveform[present], target_waveform[present]
-                    terms["neg_si_snr"] = neg_si_snr(estimate, target)
-                    terms["delta_spectrum"] = delta_spectrum_loss(estimate, target, self.config.loss.resolutions)
-                    total = total + (terms["neg_si_snr"] + terms["delta_spectrum"]) * (int(present.sum()) / len(absent))
+                estimate, target, mixture_present = estimate[present], target[present], mixture[present]
+            if len(estimate):
+                terms["neg_si_snr"] = neg_si_snr(estimate, target)
+                terms["delta_spectrum"] = delta_spectrum_loss(estimate, target, self.config.loss.resolutions)
+                extraction = terms["neg_si_snr"] + terms["delta_spectrum"]
+                if level_match:
+                    terms["level_error_db"] = (
+                        output_level_db(estimate, mixture_present) - output_level_db(target, mixture_present)
+                    ).abs().mean()
+                    extraction = extraction + terms["level_error_db"]
+                total = extraction if total is None else total + extraction * (len(estimate) / len(absent))
         if output.doa_likelihood is not None:
             if azimuth_deg is None or azimuth_deg.shape != output.doa_likelihood.shape[:1]:
                 got = None if azimuth_deg is None else tuple(azimuth_deg.shape)

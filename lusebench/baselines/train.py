@@ -105,7 +105,8 @@ class TrainConfig:
         absent_share: probability, in [0, 0.5], that a training item asks for a sound not in its
             mixture (simulation/dynamic.py), to be answered with silence and no direction; a run
             trained with it answers "absent" where its likelihood peaks under
-            :func:`absent_threshold` (infer.py). 0 in every preset: the paper has no such queries.
+            :func:`absent_threshold` (infer.py); its present items also learn their level
+            (BaselineSystem.loss's ``level_match``). 0 in every preset: the paper has no such queries.
     """
 
     system: str = "luseel"
@@ -409,18 +410,22 @@ def _forward(
 
 
 def batch_loss(
-    model: BaselineSystem | DistributedDataParallel, batch: dict[str, Any], device: torch.device
+    model: BaselineSystem | DistributedDataParallel, batch: dict[str, Any], device: torch.device,
+    level_match: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """The system's loss terms on one batch; the forward pass runs through ``model`` (DDP included)."""
+    """The system's loss terms on one batch; the forward pass runs through ``model`` (DDP included).
+    ``level_match``: BaselineSystem.loss's, set by a run with absent queries."""
     output = _forward(model, batch, device)
     system = model.module if isinstance(model, DistributedDataParallel) else model
     azimuth = batch["azimuth_deg"].to(device)
-    return system.loss(output, batch["target"].to(device), azimuth, batch["mixture"].to(device), torch.isnan(azimuth))
+    return system.loss(output, batch["target"].to(device), azimuth, batch["mixture"].to(device), torch.isnan(azimuth),
+                       level_match)
 
 
 @torch.no_grad()
 def validate(
-    model: BaselineSystem, loader: DataLoader, device: torch.device, swap_query: bool = False
+    model: BaselineSystem, loader: DataLoader, device: torch.device, swap_query: bool = False,
+    level_match: bool = False,
 ) -> dict[str, float]:
     """Means over a rendered set: ``loss`` (the total, which picks the best checkpoint), and what
     a user reads: ``si_snri_db`` (extraction) and ``doa_mae_deg`` (argmax, localization), both over
@@ -428,7 +433,8 @@ def validate(
 
     With ``swap_query`` the model is asked for the first interferer while the figures still score
     the target: a system that follows its query falls well below its own figures, one that ignores
-    the query scores the same (scripts/train_val_gap.py).
+    the query scores the same (scripts/train_val_gap.py). ``level_match`` goes to the loss, as in
+    training.
     """
     model.eval()
     sums: dict[str, float] = {}
@@ -442,7 +448,7 @@ def validate(
         absent = torch.isnan(azimuth)
         present = ~absent
         items, present_items = len(batch["caption"]), int(present.sum())
-        sums["loss"] = sums.get("loss", 0.0) + float(model.loss(output, target, azimuth, mixture, absent)["total"]) * items
+        sums["loss"] = sums.get("loss", 0.0) + float(model.loss(output, target, azimuth, mixture, absent, level_match)["total"]) * items
         values = {}
         if output.waveform is not None and present_items:
             estimate, reference = output.waveform[present], target[present]
@@ -735,6 +741,8 @@ def _train(
             "absent_threshold": absent_threshold(config, model),
         }
 
+    # -SI-SNR is blind to level: a run asked to silence absent queries must also answer present ones at their level.
+    level_match = config.absent_share > 0
     metrics_path = out / "metrics.jsonl"
     writer = _tensorboard(out) if ddp.main else None
     stop = False
@@ -756,7 +764,7 @@ def _train(
             waited += time.perf_counter() - fetch
             for group in optimizer.param_groups:
                 group["lr"] = schedule.at(step)
-            terms = batch_loss(wrapped, batch, device)
+            terms = batch_loss(wrapped, batch, device, level_match)
             loss = terms["total"]
             if not _finite_on_every_rank(loss, ddp):
                 where = " on at least one rank" if ddp.world > 1 else ""
@@ -789,12 +797,12 @@ def _train(
                     # No epoch finished, so nothing was validated: a short run still leaves the
                     # best.pt that infer is pointed at. Not a metrics.jsonl record (that is per
                     # epoch); the next finished epoch of a resumed run replaces this checkpoint.
-                    val = validate(model, val_loader, device)
+                    val = validate(model, val_loader, device, level_match=level_match)
                     log.info("stopped after %d steps, before an epoch ended: validated once (%s)", step,
                              ", ".join(f"{key} {value:.2f}" for key, value in val.items()))
                     save_checkpoint(best_path, payload(position, epoch))
             break
-        val = validate(model, val_loader, device)
+        val = validate(model, val_loader, device, level_match=level_match)
         val_loss = val["loss"]
         improved, stop_now = schedule.after_validation(selection_criterion(val, config.select_on))
         stop = stop or stop_now

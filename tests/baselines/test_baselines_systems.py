@@ -120,6 +120,36 @@ def test_absent_items_are_trained_to_silence_and_the_rest_keeps_the_paper_loss()
         system.loss(output, target, azimuth, None, absent)
 
 
+def test_level_match_makes_a_quiet_answer_to_a_present_query_cost_what_it_saves_on_an_absent_one():
+    # Without it, -SI-SNR cannot tell a present answer 40 dB down from one at the target's level, so
+    # silencing every query is free; with it, each dB under the target costs 1.
+    from lusebench.baselines.losses import output_level_db
+
+    system = build_system("luseel-extract", "tiny")
+    mixture, target, azimuth = _batch()
+    with torch.no_grad():
+        output = system(mixture, CAPTIONS)
+    quiet = SystemOutput(output.waveform * 0.01, None, ())
+    blind = [system.loss(o, target, azimuth, mixture)["total"].item() for o in (output, quiet)]
+    assert blind[0] == pytest.approx(blind[1], abs=0.5)  # -40 dB changes only the small delta-spectrum term
+    matched = [system.loss(o, target, azimuth, mixture, level_match=True) for o in (output, quiet)]
+    expected = (output_level_db(output.waveform, mixture) - output_level_db(target, mixture)).abs().mean()
+    assert matched[0]["level_error_db"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert matched[1]["total"].item() - blind[1] > matched[0]["total"].item() - blind[0] + 30
+    perfect = SystemOutput(target.clone(), None, ())
+    assert system.loss(perfect, target, azimuth, mixture, level_match=True)["level_error_db"].item() == pytest.approx(0.0, abs=1e-4)
+    # In a batch with an absent item, the present items' level error joins their share of the total.
+    absent = torch.tensor([False, True])
+    target[1], azimuth[1] = 0.0, float("nan")
+    mixed = system.loss(output, target, azimuth, mixture, absent, level_match=True)
+    level = (output_level_db(output.waveform[:1], mixture[:1]) - output_level_db(target[:1], mixture[:1])).abs().mean()
+    assert mixed["level_error_db"].item() == pytest.approx(level.item(), rel=1e-5)
+    plain = system.loss(output, target, azimuth, mixture, absent)
+    assert mixed["total"].item() == pytest.approx(plain["total"].item() + level.item() / 2, rel=1e-5)
+    with pytest.raises(LusebenchError, match="mixture"):
+        system.loss(output, target, azimuth, None, level_match=True)
+
+
 def test_single_channel_system_runs_each_ear_on_its_own():
     system = build_system("t-htdemucs", "tiny").eval()
     mixture, _, _ = _batch()
