@@ -43,13 +43,12 @@ import pandas as pd
 import soundfile as sf
 
 from lusebench.errors import LusebenchError
+from lusebench.io import DECODE_ERRORS, atomic_write, open_regular, write_json
 from lusebench.simulation.corpus import (
     AUDIOCAPS_COLUMNS,
     Clip,
     Corpus,
-    _decode_file,
     audio_index,
-    file_problem,
     find_audio,
     read_audiocaps_csv,
 )
@@ -262,8 +261,6 @@ class FixedSet:
 
     def write_reports(self, out: Path) -> None:
         """coverage.json, missing.csv and recipes.txt into a dataset folder, each atomically."""
-        from lusebench.io import atomic_write, write_json
-
         write_json(out / COVERAGE_FILE, {**asdict(self.coverage), "rates": list(self.coverage.rates),
                                          "summary": self.coverage.summary(), "missing": MISSING_FILE})
         atomic_write(out / MISSING_FILE, lambda tmp: self.missing.to_csv(tmp, index=False))
@@ -279,27 +276,54 @@ class _ClipState:
     seconds: float = 0.0
 
 
+class _LongerThanASegment(LusebenchError):
+    """A file that holds more than an AudioCaps segment (often the whole video)."""
+
+
+def _decode_segment(clip: Clip) -> tuple[np.ndarray, int]:
+    """A user's clip as float32 (channels, time) and its rate, from one opening of a regular file.
+
+    The header's length is judged before a sample is decoded, so a whole video is never decoded,
+    and the clip must decode every frame its header declares (a truncated FLAC's header is intact).
+
+    Raises:
+        _LongerThanASegment: the file is longer than a segment by more than ``SEGMENT_TOLERANCE_S``.
+        LusebenchError: the file is missing, not a regular file, empty, truncated or corrupt.
+    """
+    path = clip.path
+    try:
+        with open_regular(path) as handle, sf.SoundFile(handle) as sound:  # type: ignore[arg-type]
+            frames, rate = int(sound.frames), int(sound.samplerate)
+            if frames < 1:
+                raise LusebenchError(f"audio file {path} holds no samples")
+            if frames / rate > SEGMENT_S + SEGMENT_TOLERANCE_S:
+                raise _LongerThanASegment(f"{frames / rate:.2f} s, longer than a {SEGMENT_S:g} s AudioCaps "
+                                          "segment (cut it at start_time)")
+            audio = sound.read(dtype="float32", always_2d=True).T  # (channels, time)
+            if audio.shape[1] != frames:
+                raise RuntimeError(f"{audio.shape[1]} of the {frames} frames its header declares decode")
+    except DECODE_ERRORS as error:
+        raise LusebenchError(f"cannot decode audio file {path} (truncated or corrupt?): {error}") from None
+    return np.ascontiguousarray(audio), rate
+
+
 def _probe(corpus: Corpus, clip: Clip, sample_rate: int, num_samples: int) -> _ClipState:
     """Whether a user's clip can serve the set, and what rendering does to it. The decode lands in
-    the corpus's cache, which keeps the last 512 clips: on a large set most are decoded again when
-    their mixtures render."""
-    problem = file_problem(clip.path)  # type: ignore[arg-type]
-    if problem is not None:
-        return _ClipState(f"does not decode: {problem}")
-    info = sf.info(str(clip.path))
-    seconds, mixture_s = info.frames / info.samplerate, num_samples / sample_rate
-    if seconds > SEGMENT_S + SEGMENT_TOLERANCE_S:
-        return _ClipState(f"{seconds:.2f} s, longer than a {SEGMENT_S:g} s AudioCaps segment (cut it at start_time)")
-    if seconds < MIN_CLIP_SHARE * mixture_s:
-        return _ClipState(f"too short: {seconds:.2f} s of the {mixture_s:g} s mixture (needs {MIN_CLIP_SHARE:.0%})")
+    the corpus's cache (the last 512 clips), from which rendering takes it."""
+    mixture_s = num_samples / sample_rate
     try:
-        audio = corpus.audio(clip, sample_rate)
+        audio, native = corpus.decoded(clip, sample_rate)
+    except _LongerThanASegment as error:
+        return _ClipState(str(error))
     except LusebenchError as error:
         return _ClipState(f"does not decode: {error}")
+    seconds = native.frames / native.sample_rate
+    if seconds < MIN_CLIP_SHARE * mixture_s:
+        return _ClipState(f"too short: {seconds:.2f} s of the {mixture_s:g} s mixture (needs {MIN_CLIP_SHARE:.0%})")
     segment = place(audio, 0, 0, num_samples)
     if float(np.mean(np.square(segment, dtype=np.float64))) <= SILENCE_POWER:
         return _ClipState(f"silent over the first {mixture_s:g} s")
-    return _ClipState(None, int(info.samplerate), int(info.channels), seconds)
+    return _ClipState(None, native.sample_rate, native.channels, seconds)
 
 
 def open_fixed_set(name: str, split: str, num_sources: int, num_mixtures: int, corpus_spec: str,
@@ -336,7 +360,7 @@ def open_fixed_set(name: str, split: str, num_sources: int, num_mixtures: int, c
         for youtube_id, start in table[[f"youtube_id_{k}", f"start_time_{k}"]].itertuples(index=False):
             starts[youtube_id] = float(start)
     # A module-level decoder, not a lambda: the set goes to simulate's worker processes pickled.
-    corpus = Corpus(name=f"audiocaps:{root}", clips={}, _decode=_decode_file)
+    corpus = Corpus(name=f"audiocaps:{root}", clips={}, _decode=_decode_segment)
     states: dict[str, _ClipState] = {}
     for youtube_id, start in starts.items():
         own_ids = rows_of.get(youtube_id, [])

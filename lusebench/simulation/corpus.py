@@ -20,7 +20,7 @@ import pandas as pd
 import soundfile as sf
 
 from lusebench.errors import LusebenchError
-from lusebench.io import read_audio, sha256_file
+from lusebench.io import AudioHeader, read_audio, sha256_file
 from lusebench.simulation.resample import resample_poly
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,10 @@ class Corpus:
 
     def audio(self, clip: Clip, sample_rate: int) -> np.ndarray:
         """The clip as mono float32 of shape (time,) at ``sample_rate``."""
+        return _cached_audio(self, clip, sample_rate)[0]
+
+    def decoded(self, clip: Clip, sample_rate: int) -> tuple[np.ndarray, AudioHeader]:
+        """:meth:`audio` and what its decode found: the clip's own frames, channels and rate."""
         return _cached_audio(self, clip, sample_rate)
 
     def checksum(self, clip: Clip) -> str:
@@ -124,7 +128,7 @@ def file_problem(path: Path) -> str | None:
 
 
 @functools.lru_cache(maxsize=512)
-def _cached_audio(corpus: Corpus, clip: Clip, sample_rate: int) -> np.ndarray:
+def _cached_audio(corpus: Corpus, clip: Clip, sample_rate: int) -> tuple[np.ndarray, AudioHeader]:
     audio, rate = corpus._decode(clip)  # (channels, time)
     mono = audio.mean(axis=0) if audio.shape[0] > 1 else audio[0]
     if rate != sample_rate:
@@ -132,7 +136,7 @@ def _cached_audio(corpus: Corpus, clip: Clip, sample_rate: int) -> np.ndarray:
         mono = resample_poly(mono.astype(np.float64), sample_rate // gcd, rate // gcd)
     mono = np.ascontiguousarray(mono, dtype=np.float32)
     mono.flags.writeable = False  # shared between mixtures: nobody may scale it in place
-    return mono
+    return mono, AudioHeader(frames=audio.shape[1], channels=audio.shape[0], sample_rate=rate)
 
 
 @functools.lru_cache(maxsize=None)
@@ -178,18 +182,20 @@ def _index_audio_folder(folder: Path) -> dict[str, Path]:
     return index
 
 
-def audio_index(root: Path, split: str, audio_dir: Path | None = None) -> dict[str, Path]:
+def audio_index(root: Path, split: str, audio_dir: Path | None = None,
+                index_folder: Callable[[Path], dict[str, Path]] = _index_audio_folder) -> dict[str, Path]:
     """File stem -> path over the folders a copy of AudioCaps keeps a split's audio in.
 
     ``audio_dir`` when given; else ``root/audio`` and ``root`` itself, then ``root/<split>``
-    (audiocaps-download's layout), the first folder winning a stem found twice.
+    (audiocaps-download's layout), the first folder winning a stem found twice. ``index_folder``
+    lists one folder (a cached one lists the folders splits share once).
     """
     if audio_dir is not None:
-        return _index_audio_folder(audio_dir)
+        return index_folder(audio_dir)
     index: dict[str, Path] = {}
     for folder in (root / "audio", root, root / split):
         if folder.is_dir():
-            for stem, path in _index_audio_folder(folder).items():
+            for stem, path in index_folder(folder).items():
                 index.setdefault(stem, path)
     return index
 
@@ -239,11 +245,13 @@ def load_audiocaps(root: Path | str, audio_dir: Path | str | None = None, skip_m
     if audio_dir is not None and not Path(audio_dir).is_dir():
         raise LusebenchError(f"AudioCaps audio folder not found: {audio_dir}")
     clips: dict[str, list[Clip]] = {}
+    # The splits share root/audio and root (or audio_dir): each folder is listed once.
+    index_folder = functools.cache(_index_audio_folder)
     for split in ("train", "val", "test"):
         csv_path = root / f"{split}.csv"
         if not csv_path.is_file():
             continue
-        index = audio_index(root, split, None if audio_dir is None else Path(audio_dir))
+        index = audio_index(root, split, None if audio_dir is None else Path(audio_dir), index_folder)
         clips[split] = _clips_from_rows(read_audiocaps_csv(csv_path), index, csv_path, skip_missing)
     if not clips:
         raise LusebenchError(f"no train.csv, val.csv or test.csv in {root}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -344,6 +345,29 @@ def test_a_corpus_missing_clips_trains_on_the_others(tmp_path, caplog):
     assert code == 0 and (out / "best.pt").is_file()
 
 
+def test_loading_a_copy_lists_each_audio_folder_once_and_the_first_folder_wins_a_stem(tmp_path, monkeypatch):
+    from lusebench.simulation import corpus as corpus_module
+
+    root = make_corpus(tmp_path / "corpus", clips_per_split=2)
+    test_ids = pd.read_csv(root / "test.csv", dtype=str)["youtube_id"].tolist()
+    (root / "test").mkdir()  # audiocaps-download's layout for one split, beside root/audio
+    os.rename(root / "audio" / f"{test_ids[0]}.wav", root / "test" / f"{test_ids[0]}.wav")
+    shutil.copy(root / "audio" / f"{test_ids[1]}.wav", root / "test" / f"{test_ids[1]}.wav")
+    listed: list[Path] = []
+
+    def index_folder(folder):
+        listed.append(folder)
+        return listing(folder)
+
+    listing = corpus_module._index_audio_folder
+    monkeypatch.setattr(corpus_module, "_index_audio_folder", index_folder)
+    corpus = corpus_module.load_audiocaps(root)
+    assert sorted(listed) == sorted([root / "audio", root, root / "test"])
+    assert [clip.path for clip in corpus.split("test")] == [root / "test" / f"{test_ids[0]}.wav",
+                                                            root / "audio" / f"{test_ids[1]}.wav"]
+    assert {len(corpus.split(split)) for split in ("train", "val", "test")} == {2}
+
+
 def test_a_checksum_of_the_shipped_tables_is_what_the_manifest_records(set_a):
     manifest = load_manifest(set_a)
     assert set(manifest["recipe_set_sha256"]) == {hashlib.sha256(table_path(SET).read_bytes()).hexdigest()}
@@ -414,8 +438,6 @@ def test_workers_render_from_the_set_the_parent_opened_rather_than_probing_the_c
                                                                                           monkeypatch):
     # Each spawned worker re-opened the fixed set, decoding every clip of the copy once more. Here the
     # copy loses its test.csv once the parent has opened it: a worker that opened it again would fail.
-    import shutil
-
     from lusebench.simulation import writer
 
     root = shutil.copytree(copy_a[0], tmp_path / "copy")
@@ -429,3 +451,29 @@ def test_workers_render_from_the_set_the_parent_opened_rather_than_probing_the_c
     monkeypatch.setattr(writer, "open_fixed_set", open_then_hide_the_captions)
     simulate(_config(root), tmp_path / "set", workers=2, progress=False)
     assert dataset_fingerprint(load_manifest(tmp_path / "set")) == dataset_fingerprint(load_manifest(set_a))
+
+
+def test_a_clip_too_long_silent_truncated_or_no_regular_file_is_unusable_with_its_reason(tmp_path):
+    from lusebench.simulation.audiocaps_sets import open_fixed_set
+
+    clips = _clips()
+    root = make_audiocaps_copy(tmp_path / "copy", EXCERPT, clips)
+    audio = root / "audio"
+    long, silent, truncated, fifo = clips[:4]
+    sf.write(audio / f"{long}.wav", np.full(12 * 16000, 0.1, np.float32), 16000)  # a whole video, not its segment
+    sf.write(audio / f"{silent}.wav", np.zeros(16000, np.float32), 16000)
+    (audio / f"{truncated}.wav").unlink()  # a FLAC's header is intact when its end is lost
+    tone = 0.3 * np.sin(np.arange(16000) / 3.0) + 0.05 * np.random.default_rng(0).standard_normal(16000)
+    sf.write(audio / f"{truncated}.flac", tone.astype(np.float32), 16000)
+    payload = (audio / f"{truncated}.flac").read_bytes()
+    (audio / f"{truncated}.flac").write_bytes(payload[: len(payload) // 2])
+    (audio / f"{fifo}.wav").unlink()
+    os.mkfifo(audio / f"{fifo}.wav")  # opened blindly, it would block
+    fixed = open_fixed_set(SET, "test", 2, RECIPES, f"audiocaps:{root}", 16000, 16000)
+    reasons = fixed.missing.set_index("youtube_id")["reason"]
+    assert set(reasons.index) == {long, silent, truncated, fifo}
+    assert reasons[long].endswith("12.00 s, longer than a 10 s AudioCaps segment (cut it at start_time)")
+    assert reasons[silent].endswith("silent over the first 1 s")
+    assert "does not decode: cannot decode audio file" in reasons[truncated] and "truncated" in reasons[truncated]
+    assert reasons[fifo].startswith(f"{fifo}.wav: does not decode")
+    assert fixed.coverage.clips_unusable == 4 and fixed.coverage.recipes == len(_expected_recipes(set(clips[:4])))
