@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from lusebench.leaderboard.results import Coverage, ResultsFile, Stat
+from lusebench.benchmark.metrics import METRICS
+from lusebench.leaderboard.results import TRACK_METRICS, Coverage, ResultsFile, Stat
 
 if TYPE_CHECKING:
     from lusebench.leaderboard.paper import PaperTable
@@ -41,15 +42,20 @@ COLUMNS: tuple[Column, ...] = (
     Column("doa_accuracy_pct", "Accuracy", "%", higher_is_better=True),
     Column("doa_mae_deg", "MAE", "deg", higher_is_better=False),
 )
-# The tracks beyond the paper (docs/submission-format.md), after the paper's columns; a table shows
-# one only where one of its rows has it, so the paper's tables keep the paper's layout.
-TRACK_COLUMNS: tuple[Column, ...] = (
-    Column("joint_success_pct", "Joint", "%", higher_is_better=True),
-    Column("doa_front_back_pct", "Front-back conf.", "%", higher_is_better=False),
-    Column("doa_mae_resolved_deg", "MAE resolved", "deg", higher_is_better=False),
-    Column("absent_level_db", "Absent level", "dB", higher_is_better=False),
-    Column("absent_detected_pct", "Absent detected", "%", higher_is_better=True),
-    Column("false_absent_pct", "False absent", "%", higher_is_better=False),
+# The tracks beyond the paper (docs/submission-format.md), after the paper's columns, one per key the
+# results reader takes (TRACK_METRICS), with the benchmark's unit and direction and a label short
+# enough for a table; a table shows one only where one of its rows has it, so the paper's tables
+# keep the paper's layout.
+_TRACK_LABELS: Mapping[str, str] = {
+    "joint_success_pct": "Joint",
+    "doa_front_back_pct": "Front-back conf.",
+    "doa_mae_resolved_deg": "MAE resolved",
+    "absent_level_db": "Absent level",
+    "absent_detected_pct": "Absent detected",
+    "false_absent_pct": "False absent",
+}
+TRACK_COLUMNS: tuple[Column, ...] = tuple(
+    Column(key, _TRACK_LABELS[key], METRICS[key].unit, METRICS[key].higher_is_better) for key in TRACK_METRICS
 )
 
 # The unseen-listener track: a fixed test set's fingerprint -> its unseen-head twin's (the same recipes,
