@@ -60,6 +60,8 @@ TRACK_COLUMNS: tuple[Column, ...] = tuple(
 
 # The unseen-listener track: a fixed test set's fingerprint -> its unseen-head twin's (the same recipes,
 # each mixture on one of two SONICOM subjects, which default training never hears; BENCHMARK_SETS).
+# Pinned, not derived from BENCHMARK_SETS: a fingerprint holds each mixture's headroom gain, which
+# follows its peak as rendered on its head; a test fails when BENCHMARK_SETS gains a twin not here.
 UNSEEN_HEAD_TWINS: Mapping[str, str] = {
     # test-2src -> test-2src-unseen-head
     "4480fe0bb8d9d5dda5fc20f63b5c8bf2f07af42ec724f4b42770a82e8166f3ce":

@@ -579,6 +579,23 @@ def test_two_results_of_one_name_on_a_set_are_not_paired_with_its_twin(tmp_path)
     assert tables[seen].columns == COLUMNS  # which of the two runs the twin's result belongs to is unknown
 
 
+def test_every_unseen_head_set_of_the_benchmark_has_a_pinned_twin():
+    """UNSEEN_HEAD_TWINS cannot be derived from BENCHMARK_SETS: a fingerprint holds each mixture's
+    headroom gain, which follows the peak of the mixture as rendered on its head, so it takes the
+    rendered set. A set added to BENCHMARK_SETS on the unseen heads without its pinned pair fails here."""
+    import dataclasses
+
+    from lusebench.leaderboard.tables import UNSEEN_HEAD_TWINS
+    from lusebench.simulation.config import BENCHMARK_SETS, UNSEEN_HEADS
+
+    unseen = {name: spec for name, spec in BENCHMARK_SETS.items() if spec.hrtf == UNSEEN_HEADS}
+    assert unseen and set(unseen) == {name for name in BENCHMARK_SETS if name.endswith("-unseen-head")}
+    for name, spec in unseen.items():
+        # test-Nsrc-unseen-head is test-Nsrc on the unseen heads: the same recipes, another head.
+        assert dataclasses.replace(BENCHMARK_SETS[name.removesuffix("-unseen-head")], hrtf=UNSEEN_HEADS) == spec, name
+    assert len(UNSEEN_HEAD_TWINS) == len(set(UNSEEN_HEAD_TWINS.values())) == len(unseen)
+
+
 def test_the_twins_are_the_full_sets_fingerprints():
     """The pinned full-set fingerprints of test-Nsrc and its twin, as the committed entries scored on them record."""
     from lusebench.leaderboard.build import DEFAULT_ENTRIES
