@@ -129,8 +129,15 @@ def test_no_progress_silences_the_loading_weights_bar(quiet):
     import subprocess
     import sys
 
+    from transformers import core_model_loading
+    from transformers.utils import logging as transformers_logging
+
+    # from_pretrained draws the bar with transformers' own tqdm, which reads the switch when
+    # transformers is imported: drawing one with it stands for loading a model, without torch's and
+    # the model's seconds of import that made this test time out on a loaded machine.
+    assert core_model_loading.tqdm is transformers_logging.tqdm
     code = ("from lusebench.cli import _no_library_progress_bars; _no_library_progress_bars()\n" if quiet else "")
-    code += "from lusebench.baselines.text import _load_minilm; _load_minilm(32)"
+    code += "from transformers.utils.logging import tqdm; list(tqdm(range(3), desc='Loading weights'))"
     # Without the switch an in-process `main(... --no-progress)` of another test left in os.environ.
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
