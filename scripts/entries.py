@@ -84,11 +84,24 @@ def install(results: Path, name: str, commands: list[str], run: Path | None = No
     return entry
 
 
+def _replicate_system(name: str, command: str) -> tuple[list[str], str]:
+    """A one-system `lusebench replicate` command's words and its system; exits where it is not one."""
+    argv = shlex.split(command)
+    if argv[:2] != ["lusebench", "replicate"] or "--systems" not in argv[:-1]:
+        sys.exit(f"{name}: its command is not a one-system `lusebench replicate`: {command}")
+    return argv, argv[argv.index("--systems") + 1]
+
+
+def _twin_suffix(folder: Path) -> tuple[int, str]:
+    """A rendered set's source count and what its name adds to test-Nsrc (test-2src-unseen-head -> -unseen-head)."""
+    sources = json.loads((folder / "config.json").read_text())["num_sources"]
+    return sources, folder.name.partition(f"{sources}src")[2]
+
+
 def references(data: list[Path], workers: int, into: str = "") -> None:
     for folder in data:
-        sources = json.loads((folder / "config.json").read_text())["num_sources"]
         # A twin of a set keeps its name's tail: test-2src-unseen-head -> reference-oracle-2src-unseen-head.
-        twin = folder.name.partition(f"{sources}src")[2]
+        sources, twin = _twin_suffix(folder)
         for kind in ("mixture", "oracle", "random"):
             with tempfile.TemporaryDirectory() as scratch:
                 submission, results = Path(scratch) / "submission", Path(scratch) / "results"
@@ -118,12 +131,9 @@ def check(name: str, out: Path, test_data: Path | None, write: bool, command: st
     if command is None:  # the entry's command as this lusebench runs it ("rerun"), else the one it records
         record = json.loads((entry / "provenance.json").read_text())
         command = record.get("rerun", record["commands"][0])
-    argv = shlex.split(command)
-    if argv[:2] != ["lusebench", "replicate"] or "--systems" not in argv:
-        sys.exit(f"{name}: its command is not a one-system `lusebench replicate`: {command}")
+    argv, system = _replicate_system(name, command)
     argv = argv[1:]
     argv[argv.index("--out") + 1] = str(out)
-    system = argv[argv.index("--systems") + 1]
     if test_data is not None:  # the set the entry was scored on, already rendered (evaluate checks its fingerprint)
         if "--test-data" in argv:
             argv[argv.index("--test-data") + 1] = str(test_data)
@@ -167,15 +177,11 @@ def twin(name: str, out: Path, data: Path, workers: int) -> None:
     The record starts with the entry's replicate command, so the twin says how its checkpoint was made."""
     record = json.loads((DEFAULT_ENTRIES / name / "provenance.json").read_text())
     command = record["commands"][0]
-    argv = shlex.split(command)
-    if argv[:2] != ["lusebench", "replicate"] or "--systems" not in argv[:-1]:
-        sys.exit(f"{name}: its command is not a one-system `lusebench replicate`: {command}")
-    system = argv[argv.index("--systems") + 1]
+    _, system = _replicate_system(name, command)
     run = out / "runs" / system
     if json.loads((run / "train_config.json").read_text()) != record.get("train_config"):
         sys.exit(f"{run} is not the run of entry {name}: their train_config.json differ")
-    sources = json.loads((data / "config.json").read_text())["num_sources"]
-    suffix = data.name.partition(f"{sources}src")[2]
+    sources, suffix = _twin_suffix(data)
     if not name.endswith(f"{sources}src") or not suffix:
         sys.exit(f"{data.name} is not a twin of {name}'s {sources}-source test set (e.g. test-{sources}src-unseen-head)")
     with tempfile.TemporaryDirectory() as scratch:
