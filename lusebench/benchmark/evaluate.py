@@ -100,6 +100,10 @@ def _extraction_metrics(estimate: np.ndarray, job: ItemJob) -> dict[str, float]:
     ild = ild_db(pair)
     record["itd_error_us"] = float(abs(itd_s[0] - itd_s[1]) * 1e6)
     record["ild_error_db"] = float(abs(ild[0] - ild[1]))
+    # SI-SNR ignores the answer's level, and the absent track rewards quiet answers: without this, an
+    # extractor that answers every query 40 dB down scores its SI-SNRi and a perfect absent level.
+    levels = level_db(np.stack([estimate, target]), mixture)
+    record["level_error_db"] = float(abs(levels[0] - levels[1]))
     return record
 
 

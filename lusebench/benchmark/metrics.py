@@ -64,6 +64,7 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("bss_sdri_db", "BSS-eval SDRi", "dB", True, "extraction"),
         MetricInfo("itd_error_us", "ITD error", "us", False, "extraction", low=0.0),
         MetricInfo("ild_error_db", "ILD error", "dB", False, "extraction", low=0.0),
+        MetricInfo("level_error_db", "Level error", "dB", False, "extraction", low=0.0),
         MetricInfo("doa_accuracy_pct", "DoA accuracy (+-5 deg)", "%", True, "localization", 0.0, 100.0, True),
         MetricInfo("doa_mae_deg", "DoA MAE", "deg", False, "localization", low=0.0, high=180.0),
         MetricInfo("doa_mae_folded_deg", "DoA MAE, front-back folded", "deg", False, "localization", 0.0, 90.0),

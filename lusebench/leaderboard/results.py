@@ -36,6 +36,7 @@ TRACK_METRICS: tuple[str, ...] = (
     "joint_success_pct",
     "doa_front_back_pct",
     "doa_mae_resolved_deg",
+    "level_error_db",
     "absent_level_db",
     "absent_detected_pct",
     "false_absent_pct",

@@ -50,6 +50,7 @@ _TRACK_LABELS: Mapping[str, str] = {
     "joint_success_pct": "Joint",
     "doa_front_back_pct": "Front-back conf.",
     "doa_mae_resolved_deg": "MAE resolved",
+    "level_error_db": "Level error",
     "absent_level_db": "Absent level",
     "absent_detected_pct": "Absent detected",
     "false_absent_pct": "False absent",

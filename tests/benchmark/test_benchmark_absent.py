@@ -10,7 +10,8 @@ from lusebench.benchmark.dataset import load_dataset
 from lusebench.benchmark.evaluate import evaluate
 from lusebench.benchmark.metrics import ABSENT_FLOOR_DB, level_db
 from lusebench.benchmark.reference import write_reference
-from lusebench.benchmark.submission import SubmissionError, write_doa_likelihood, write_system_json
+from lusebench.benchmark.submission import AUDIO_DIR, SubmissionError, write_doa_likelihood, write_system_json
+from lusebench.io import encode_audio, read_audio, write_bytes
 from lusebench.schema import SystemInfo
 from lusebench.testing.datasets import make_dataset
 from lusebench.testing.submissions import make_submission
@@ -66,6 +67,39 @@ def test_a_system_that_always_answers_scores_the_worst(data, tmp_path):
     overall = _overall(evaluate(tmp_path / "mix", data, tmp_path / "res2", workers=1, progress=False, figures=False))
     assert overall["absent_level_db"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert "absent_detected_pct" not in overall  # an extraction-only system cannot say absent
+
+
+def test_the_level_error_exposes_an_extractor_that_answers_every_query_quietly(data, tmp_path):
+    # The collapse of absent-query training (docs/small-preset.md): every answer 40 dB down, a
+    # perfect absent level, and an SI-SNRi that does not notice.
+    loud = make_submission(data, tmp_path / "loud", tasks=("extraction",))
+    quiet = make_submission(data, tmp_path / "quiet", tasks=("extraction",))
+    for path in (quiet / AUDIO_DIR).glob("*.wav"):
+        audio, rate = read_audio(path)
+        write_bytes(path, encode_audio(0.01 * audio, rate, "wav"))
+    loud, quiet = (_overall(evaluate(sub, data, tmp_path / f"res-{sub.name}", workers=1, progress=False, figures=False))
+                   for sub in (loud, quiet))
+    assert quiet["si_snri_db"]["mean"] == pytest.approx(loud["si_snri_db"]["mean"], abs=1e-3)
+    assert quiet["absent_level_db"]["mean"] == ABSENT_FLOOR_DB < loud["absent_level_db"]["mean"]
+    # The target plus 10 % noise is 0.04 dB louder than the target; 40 dB down, it is 39.96 dB off.
+    assert loud["level_error_db"]["mean"] == pytest.approx(0.043, abs=0.01)
+    assert quiet["level_error_db"]["mean"] == pytest.approx(40.0 - 0.043, abs=0.01)
+    assert quiet["level_error_db"]["n"] == NUM_ITEMS - NUM_ABSENT  # present items only
+
+
+def test_the_references_level_errors(data, tmp_path):
+    dataset = load_dataset(data)
+    expected = []
+    for row, absent in zip(dataset.manifest.itertuples(index=False), dataset.absent):
+        if not absent:
+            mixture, _ = read_audio(data / row.mixture_path)
+            target, _ = read_audio(data / row.target_path)
+            expected.append(abs(float(level_db(target, mixture))))
+    for kind, level_error in (("oracle", 0.0), ("mixture", np.mean(expected))):
+        write_reference(kind, data, tmp_path / kind, progress=False)
+        overall = _overall(evaluate(tmp_path / kind, data, tmp_path / f"res-{kind}", workers=1, progress=False, figures=False))
+        assert overall["level_error_db"]["mean"] == pytest.approx(level_error, abs=1e-4), kind
+    assert np.mean(expected) > 1.0  # the mixture is louder than its target: a real error to find
 
 
 def test_saying_absent_everywhere_is_all_false_absents(data, tmp_path):

@@ -130,7 +130,7 @@ def test_good_submission_results(data, good, tmp_path):
     overall = summary["metrics"]["overall"]
     assert set(overall) == {
         "si_snr_db", "si_snri_db", "sdr_db", "sdri_db", "bss_sdr_db", "bss_sdri_db",
-        "itd_error_us", "ild_error_db", "doa_accuracy_pct", "doa_mae_deg", "doa_mae_folded_deg",
+        "itd_error_us", "ild_error_db", "level_error_db", "doa_accuracy_pct", "doa_mae_deg", "doa_mae_folded_deg",
         "doa_front_back_pct", "doa_mae_resolved_deg", "joint_success_pct", "si_snri_located_db",
         "si_snri_mislocated_db",
     }
