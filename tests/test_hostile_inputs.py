@@ -457,6 +457,25 @@ def test_checkpoint_a_fifo(data, tmp_path, capsys):
              "--no-progress"], capsys, tmp_path, names="last.pt")
 
 
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo never run",))
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (lambda path, good: torch.save({"model": _RunsCode()}, path), "must not run code"),
+        (lambda path, good: path.write_bytes(good.read_bytes()[:200]), "truncated, or not a torch checkpoint"),
+    ],
+    ids=["pickle that runs code", "cut short"],
+)
+def test_foreign_checkpoint_in_infer(write, message, checkpoint, data, tmp_path, capsys):
+    write(tmp_path / "foreign.pt", checkpoint)
+    refused(["infer", "--checkpoint", str(tmp_path / "foreign.pt"), "--data", str(data), "--out", str(tmp_path / "out"),
+             "--no-progress"], capsys, tmp_path, names=message)
+
+
 def test_resume_with_wrong_shapes(checkpoint, data, tmp_path, capsys):
     run = _copy(checkpoint.parent, tmp_path / "run")
     _edit_checkpoint(checkpoint, run / "last.pt", CHECKPOINT_CORRUPTIONS["wrong shapes"][0])

@@ -324,7 +324,11 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
             f"{path} holds objects other than tensors and plain values; refused (a checkpoint must not run code)"
         ) from None
     except Exception as error:  # torch.load raises many types for a file that is not a checkpoint
-        raise LusebenchError(f"cannot read checkpoint {path}: {type(error).__name__}") from None
+        # The first sentence of torch's message says what is wrong (e.g. a zip archive cut short);
+        # bounded, since it may quote the file.
+        reason = " ".join(str(error).split()).split(". ")[0][:160]
+        raise LusebenchError(f"cannot read checkpoint {path} (truncated, or not a torch checkpoint): "
+                             f"{type(error).__name__}: {reason}") from None
     if not isinstance(payload, dict) or "model" not in payload or "train_schema_version" not in payload:
         raise LusebenchError(f"{path} is not a lusebench training checkpoint")
     if payload["train_schema_version"] != TRAIN_SCHEMA_VERSION:
