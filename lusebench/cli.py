@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from lusebench import __version__  # noqa: E402
 from lusebench.errors import LusebenchError  # noqa: E402
-from lusebench.simulation.config import BENCHMARK_SETS  # noqa: E402
+from lusebench.simulation.config import BENCHMARK_CORPUS, BENCHMARK_SETS  # noqa: E402
 
 
 def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +41,9 @@ def _add_simulate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output dataset folder (required unless --verify)")
     p.add_argument("--duration", type=float, default=10.0, help="mixture length in seconds (default 10)")
     p.add_argument("--sample-rate", type=int, default=16000, help="Hz (default 16000)")
-    p.add_argument("--corpus", default=None, help="minicaps or debcaps (embedded), audiocaps:ROOT or hf:NAME_OR_PATH; several "
-                   "joined by + (default minicaps; with --benchmark, the set's own)")
+    p.add_argument("--corpus", default=None, help="debcaps (embedded: the fixed sets' clips) or minicaps (embedded, small: "
+                   "quick looks and demos), audiocaps:ROOT or hf:NAME_OR_PATH; several joined by + "
+                   f"(default {BENCHMARK_CORPUS}; with --benchmark, the set's own)")
     p.add_argument("--hrtf", default=None, help="a shipped head (kemar = MIT KEMAR; sonicom-1, sonicom-2, fabian, "
                    "tub-kemar: see `lusebench hrtf`) or a path to a SOFA file; a comma-separated list renders each "
                    "mixture on one of them, drawn from the seed and recorded in the manifest (default kemar; with "
@@ -106,8 +107,8 @@ def _run_simulate(args: argparse.Namespace) -> int:
         config = BENCHMARK_SETS[args.benchmark].config(**common, **({"corpus": args.corpus} if args.corpus else {}))
     else:
         chosen = {"num_sources": args.sources, "split": args.split, "num_mixtures": args.num, "seed": args.seed,
-                  "room": args.room, "absent_share": args.absent_share}
-        config = SimulationConfig(**{k: v for k, v in chosen.items() if v is not None}, corpus=args.corpus or "minicaps", **common)
+                  "room": args.room, "absent_share": args.absent_share, "corpus": args.corpus}
+        config = SimulationConfig(**{k: v for k, v in chosen.items() if v is not None}, **common)
     manifest = simulate(config, args.out, workers=args.workers, shard=Shard.parse(args.shard),
                         progress=not args.no_progress, brir_bank=args.brir_bank)
     if manifest is not None:
@@ -247,8 +248,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         "tests) (default paper)",
     )
     p.add_argument("--out", type=Path, help="run folder (default runs/SYSTEM)")
-    p.add_argument("--corpus", default=None, help="minicaps, audiocaps:ROOT, hf:NAME_OR_PATH, or several joined by + "
-                   "(default minicaps)")
+    p.add_argument("--corpus", default=None, help="debcaps (embedded: the fixed test sets' corpus, so a run is scored on "
+                   "the kinds of sounds it trained on), minicaps (embedded, small), audiocaps:ROOT, hf:NAME_OR_PATH, or "
+                   f"several joined by + (default {BENCHMARK_CORPUS})")
     p.add_argument("--hrtf", default=None, help="a shipped head (see `lusebench hrtf`) or a SOFA file; a comma-separated "
                    "list (kemar,sonicom-1,fabian) renders each training mixture on one drawn at random, validation on "
                    "the first (default kemar)")
@@ -558,8 +560,8 @@ def _add_replicate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-workers", type=int, default=2, help="scoring processes per evaluate (default 2)")
     p.add_argument("--gm-clips", type=int, default=0, help="also train on a gmcaps corpus of this many generated "
                    "General-MIDI clips, rendered into OUT/data (see gm-corpus; default 0: --corpus only)")
-    p.add_argument("--corpus", default="debcaps", help="corpus to train and validate on: debcaps (default; the fixed test "
-                   "sets' corpus), minicaps, audiocaps:ROOT, hf:NAME_OR_PATH, or several joined by +")
+    p.add_argument("--corpus", default=BENCHMARK_CORPUS, help="corpus to train and validate on: debcaps (the fixed test "
+                   "sets' corpus), minicaps, audiocaps:ROOT, hf:NAME_OR_PATH, or several joined by + (default %(default)s)")
     p.add_argument("--query-pairs", action=argparse.BooleanOptionalAction, default=None,
                    help="passed to every train-baseline (default: the preset's; recipe A: --no-query-pairs)")
     p.add_argument("--select-on", choices=["loss", "metrics"], default=None,

@@ -28,7 +28,7 @@ from lusebench.baselines.systems import SYSTEMS, system_config
 from lusebench.baselines.train import TrainConfig, val_simulation_config
 from lusebench.errors import LusebenchError
 from lusebench.leaderboard import build_leaderboard
-from lusebench.simulation.config import BENCHMARK_SETS
+from lusebench.simulation.config import BENCHMARK_CORPUS, BENCHMARK_SETS
 from lusebench.simulation.gm import load_soundfont
 from lusebench.simulation.gmcaps import GENERATOR_VERSION, build_gmcaps
 from lusebench.simulation.writer import simulate
@@ -53,8 +53,8 @@ class ReplicateConfig:
         eval_workers: scoring processes of each ``evaluate``.
         gm_clips: when above 0, render a gmcaps corpus of this many clips (``data/gmcaps-N``) and
             train on ``corpus`` plus it; validation stays on ``corpus`` alone.
-        corpus: the corpus trained and validated on (its train and val splits); the fixed test
-            sets are drawn from debcaps' test split.
+        corpus: the corpus trained and validated on (its train and val splits); by default the
+            one the fixed test sets are drawn from (their test split).
         query_pairs, select_on: passed to every ``train-baseline`` (None keeps the preset's):
             recipe A of the committed small rows is ``query_pairs=False, select_on="loss"``.
     """
@@ -67,7 +67,7 @@ class ReplicateConfig:
     test_data: Path | None = None
     eval_workers: int = 2
     gm_clips: int = 0
-    corpus: str = "debcaps"
+    corpus: str = BENCHMARK_CORPUS
     query_pairs: bool | None = None
     select_on: str | None = None
 

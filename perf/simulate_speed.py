@@ -36,6 +36,9 @@ from lusebench.simulation.hrtf import load_hrtf
 from lusebench.simulation.render import Renderer
 from lusebench.simulation.writer import simulate
 
+# The corpus the README's figures were measured on; the render's cost does not depend on it, clip reads do.
+CORPUS = "minicaps"
+
 
 def _rate(function, repeats: int, warmup: int = 1) -> float:
     """Calls per second of ``function`` after ``warmup`` untimed calls."""
@@ -68,7 +71,7 @@ def render_speed(repeats: int) -> None:
 
 def encode_speed(repeats: int) -> None:
     """encode_audio (ours, level FLAC_LEVEL) vs soundfile on the floats at every level vs WAV."""
-    config = SimulationConfig(num_mixtures=4, seed=123)
+    config = SimulationConfig(num_mixtures=4, seed=123, corpus=CORPUS)
     with tempfile.TemporaryDirectory() as tmp:  # real mixtures: noise would not compress
         simulate(config, Path(tmp) / "s", progress=False)
         files = sorted((Path(tmp) / "s" / "audio").rglob("*.flac"))
@@ -112,7 +115,7 @@ def simulate_speed(num: int, rounds: int) -> None:
         for round_ in range(rounds):
             for workers in (1, 2):
                 for audio_format in ("flac", "wav"):
-                    config = SimulationConfig(num_mixtures=num, seed=123, audio_format=audio_format)
+                    config = SimulationConfig(num_mixtures=num, seed=123, audio_format=audio_format, corpus=CORPUS)
                     out = Path(tmp) / f"{audio_format}-w{workers}-r{round_}"
                     start, cpu = time.perf_counter(), _cpu_s()
                     simulate(config, out, workers=workers, progress=False)
@@ -130,7 +133,7 @@ def simulate_speed(num: int, rounds: int) -> None:
 
 
 def dynamic_speed(repeats: int, warmup: int) -> None:
-    dataset = DynamicMixingDataset(SimulationConfig(split="train", num_mixtures=10_000))
+    dataset = DynamicMixingDataset(SimulationConfig(split="train", num_mixtures=10_000, corpus=CORPUS))
     counter = iter(range(10_000))
     # A worker decodes each clip once (the corpus keeps decoded clips); over an epoch that is
     # start-up, so the warm-up draws enough mixtures to have decoded the embedded train split.
@@ -144,7 +147,7 @@ def _peak_rss_mb(num: int) -> float:
         "from lusebench.simulation.config import SimulationConfig\n"
         "from lusebench.simulation.writer import simulate\n"
         "with tempfile.TemporaryDirectory() as tmp:\n"
-        f"    simulate(SimulationConfig(split='train', num_mixtures={num}, duration_s=0.5, num_sources=2), tmp + '/s', progress=False)\n"
+        f"    simulate(SimulationConfig(split='train', num_mixtures={num}, duration_s=0.5, num_sources=2, corpus={CORPUS!r}), tmp + '/s', progress=False)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout

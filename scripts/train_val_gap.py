@@ -1,8 +1,8 @@
 """Train-split vs val-split metrics of a checkpoint: does a system learn the task, or its clips?
 And does it follow its query?
 
-Renders (once) 200 fresh mixtures of the corpus's train clips and of its val clips at the
-checkpoint's clip length, and prints the validation metrics of ``lusebench train-baseline``
+Renders (once) 200 fresh mixtures of the train clips and of the val clips of the corpus the
+checkpoint trained on, at its clip length, and prints the validation metrics of ``lusebench train-baseline``
 (SI-SNRi, DoA MAE) on each. A train-split figure far above the val-split one means the model
 learned its training clips and captions rather than the task (docs/small-preset.md).
 
@@ -46,7 +46,8 @@ def main() -> None:
     parser.add_argument("--set", type=Path, help="score this rendered set (at the checkpoint's clip length) instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model = system_from_checkpoint_dict(load_checkpoint(args.checkpoint)["model"])
+    checkpoint = load_checkpoint(args.checkpoint)
+    model = system_from_checkpoint_dict(checkpoint["model"])
     if args.set is not None:
         report(str(args.set), model, args.set)
         return
@@ -55,7 +56,7 @@ def main() -> None:
     for split, seed in seeds.items():
         folder = args.data / f"{split}-{args.sources}src-{model.config.clip_samples}"
         simulate(SimulationConfig(num_sources=args.sources, split=split, num_mixtures=args.num, seed=seed,
-                                  duration_s=seconds), folder, progress=False)
+                                  duration_s=seconds, corpus=checkpoint["train_config"]["corpus"]), folder, progress=False)
         report(f"{split:5s} split", model, folder)
 
 

@@ -107,6 +107,45 @@ def test_help_defaults_are_the_configs_defaults():
     workers = inspect.signature(evaluate).parameters["workers"].default
     assert int(replicate["--eval-workers"]) == ReplicateConfig().eval_workers == workers
     assert int(_stated_defaults("evaluate")["--workers"]) == workers == int(_stated_defaults("demo")["--workers"])
+    assert train["--corpus"] == TrainConfig().corpus and replicate["--corpus"] == ReplicateConfig().corpus
+
+
+def _fixed_sets_corpus() -> str:
+    """The corpus the fixed test and val sets (test-Nsrc, val-Nsrc and their twins) are drawn from."""
+    import re
+
+    from lusebench.simulation.config import BENCHMARK_SETS
+
+    corpora = {fixed.corpus for name, fixed in BENCHMARK_SETS.items() if re.fullmatch(r"(test|val)-\d+src(-.+)?", name)}
+    assert len(corpora) == 1, corpora
+    return corpora.pop()
+
+
+@pytest.mark.parametrize("preset", ["paper", "small", "tiny"])
+def test_train_baseline_trains_on_the_fixed_sets_corpus_by_default(preset, monkeypatch, tmp_path):
+    """Regression (issue 28): train-baseline trained on minicaps unless told otherwise, while every fixed
+    set it is scored on is drawn from debcaps."""
+    import lusebench.baselines.train as training
+
+    asked = []
+    monkeypatch.setattr(training, "train", lambda config, out, **kwargs: asked.append(config) or out / "best.pt")
+    assert main(["train-baseline", "--system", "luseel", "--preset", preset, "--out", str(tmp_path / "run")]) == 0
+    assert asked[0].corpus == _fixed_sets_corpus()
+    assert main(["train-baseline", "--system", "luseel", "--preset", preset, "--corpus", "minicaps",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert asked[1].corpus == "minicaps"  # still there by name
+
+
+def test_simulate_and_replicate_draw_from_the_fixed_sets_corpus_by_default(monkeypatch, tmp_path):
+    import lusebench.replicate as replication
+    from lusebench.simulation import writer
+
+    rendered, replicated = [], []
+    monkeypatch.setattr(writer, "simulate", lambda config, out, **kwargs: rendered.append(config))
+    monkeypatch.setattr(replication, "replicate", lambda config, out, **kwargs: replicated.append(config) or out)
+    assert main(["simulate", "--num", "2", "--out", str(tmp_path / "set")]) == 0
+    assert main(["replicate", "--out", str(tmp_path / "table")]) == 0
+    assert rendered[0].corpus == replicated[0].corpus == _fixed_sets_corpus()
 
 
 def test_no_help_says_none_for_a_value_that_is_set_elsewhere():

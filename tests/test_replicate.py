@@ -17,7 +17,7 @@ from lusebench.simulation.writer import simulate
 def test_replicate_scores_a_system_on_longer_mixtures_and_resumes_without_redoing(tmp_path):
     # 2 s test mixtures for a system built for 1 s clips: inference runs in windows.
     test = tmp_path / "test"
-    simulate(SimulationConfig(num_sources=2, num_mixtures=3, seed=5, duration_s=2.0), test, progress=False)
+    simulate(SimulationConfig(num_sources=2, num_mixtures=3, seed=5, duration_s=2.0, corpus="minicaps"), test, progress=False)
     out = tmp_path / "table"
     config = ReplicateConfig(num_sources=2, preset="tiny", systems=("mlp-gcc",), test_data=test, corpus="minicaps")
     page = replicate(config, out, progress=False)

@@ -45,7 +45,7 @@ from lusebench.io import atomic_write, open_regular, read_regular_file, write_js
 from lusebench.provenance import provenance
 from lusebench.schema import decode_json
 from lusebench.simulation.audiocaps_sets import is_copy_of
-from lusebench.simulation.config import BENCHMARK_SETS, SimulationConfig, check_absent_share
+from lusebench.simulation.config import BENCHMARK_CORPUS, BENCHMARK_SETS, SimulationConfig, check_absent_share
 from lusebench.simulation.corpus import open_corpus
 from lusebench.simulation.dynamic import DynamicMixingDataset
 from lusebench.simulation.hrtf import load_hrtf, split_heads
@@ -91,7 +91,8 @@ class TrainConfig:
         grad_clip: max gradient norm.
         num_workers: DataLoader processes per rank (each renders with one thread).
         seed: seeds data, initialisation and dropout.
-        corpus, hrtf: where training and validation mixtures come from; ``hrtf`` may list several heads
+        corpus, hrtf: where training and validation mixtures come from (by default the fixed test
+            sets' corpus, so a run is scored on the kinds of sounds it trained on); ``hrtf`` may list several heads
             (``kemar,sonicom-1``): each training mixture is rendered on one drawn at random, the
             validation set on the first.
         text_encoder: frozen text encoder (``minilm``, ``t5``, ``tiny-t5``); None keeps the preset's.
@@ -125,7 +126,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     num_workers: int = PAPER["num_workers"]
     seed: int = 0
-    corpus: str = "minicaps"
+    corpus: str = BENCHMARK_CORPUS
     hrtf: str = "kemar"
     text_encoder: EncoderKind | None = None
     text_model: str | None = None

@@ -15,7 +15,7 @@ from lusebench.simulation.dynamic import DynamicMixingDataset
 
 
 def test_tiny_luseel_overfits_one_mixture_in_extraction_and_direction():
-    item = DynamicMixingDataset(SimulationConfig(num_sources=2, split="train", num_mixtures=1, seed=7, duration_s=1.0))[0]
+    item = DynamicMixingDataset(SimulationConfig(num_sources=2, split="train", num_mixtures=1, seed=7, duration_s=1.0, corpus="minicaps"))[0]
     # The mixture and its mirror image (ears swapped, azimuth reflected): BatchNorm needs two
     # different items, and the mirror keeps it to one recording.
     mixture = torch.stack([item["mixture"], item["mixture"].flip(0)])

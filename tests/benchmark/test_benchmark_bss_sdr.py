@@ -40,7 +40,7 @@ def rendered(tmp_path_factory):
     """Three 2 s three-source anechoic mixtures (embedded corpus, KEMAR), each as
     ``(signals, target)``: signals (2 = estimate|mixture, ears, time), target (ears, time)."""
     out = tmp_path_factory.mktemp("sim") / "set"
-    simulate(SimulationConfig(num_mixtures=3, duration_s=2.0, seed=7), out, progress=False)
+    simulate(SimulationConfig(num_mixtures=3, duration_s=2.0, seed=7, corpus="minicaps"), out, progress=False)
     rng = np.random.default_rng(0)
     items = []
     for row in pd.read_parquet(out / "manifest.parquet").itertuples(index=False):

@@ -32,7 +32,7 @@ def test_caption_words_drop_function_words_and_endings():
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     root = tmp_path_factory.mktemp("absent")
-    common = dict(num_sources=3, split="test", num_mixtures=12, seed=3, duration_s=0.5)
+    common = dict(num_sources=3, split="test", num_mixtures=12, seed=3, duration_s=0.5, corpus="minicaps")
     simulate(SimulationConfig(**common, absent_share=0.25), root / "absent", progress=False)
     simulate(SimulationConfig(**common), root / "present", progress=False)
     return root

@@ -337,7 +337,7 @@ def test_a_corpus_missing_clips_trains_on_the_others(tmp_path, caplog):
     # train-baseline's set-up check accepts the copy the dynamic mixing trains on (validating on a
     # rendered set: the seeded val set of a corpus that is not AudioCaps needs every clip).
     val = tmp_path / "val"
-    simulate(SimulationConfig(split="val", num_sources=2, num_mixtures=2, duration_s=1.0), val, progress=False)
+    simulate(SimulationConfig(split="val", num_sources=2, num_mixtures=2, duration_s=1.0, corpus="minicaps"), val, progress=False)
     out = tmp_path / "run"
     code = main(["train-baseline", "--system", "mlp-gcc", "--sources", "2", "--preset", "tiny", "--corpus",
                  f"audiocaps:{root}", "--val-data", str(val), "--out", str(out), "--batch-size", "2",

@@ -160,7 +160,7 @@ def test_replicate_trains_on_minicaps_plus_gmcaps_and_says_so(tmp_path):
     from lusebench.simulation.writer import simulate
 
     test = tmp_path / "test"
-    simulate(SimulationConfig(num_sources=2, num_mixtures=2, seed=5, duration_s=1.0), test, progress=False)
+    simulate(SimulationConfig(num_sources=2, num_mixtures=2, seed=5, duration_s=1.0, corpus="minicaps"), test, progress=False)
     out = tmp_path / "table"
     config = ReplicateConfig(num_sources=2, preset="tiny", systems=("mlp-gcc",), test_data=test, gm_clips=3, corpus="minicaps")
     replicate(config, out, progress=False)

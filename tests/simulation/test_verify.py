@@ -24,7 +24,7 @@ from lusebench.simulation.writer import VERIFY_BOUND_DBFS, difference_dbfs, load
 from .golden.regenerate import GOLDEN_CONFIGS, HERE
 
 # Seed 11 at 2 s: two of the 20 mixtures take a headroom gain, the recipe field derived from a rendered peak.
-SET = SimulationConfig(num_sources=3, num_mixtures=20, seed=11, duration_s=2.0)
+SET = SimulationConfig(num_sources=3, num_mixtures=20, seed=11, duration_s=2.0, corpus="minicaps")
 
 
 def _patch_renderer(monkeypatch, change) -> None:

@@ -23,14 +23,14 @@ from lusebench.simulation.writer import simulate
 def val(tmp_path_factory) -> Path:
     """Four 1 s two-source val mixtures (the tiny preset's clip length)."""
     out = tmp_path_factory.mktemp("val") / "val-2src"
-    simulate(SimulationConfig(split="val", num_sources=2, num_mixtures=4, seed=4, duration_s=1.0), out, progress=False)
+    simulate(SimulationConfig(split="val", num_sources=2, num_mixtures=4, seed=4, duration_s=1.0, corpus="minicaps"), out, progress=False)
     return out
 
 
 def _train_args(out: Path, val: Path | None, *extra: str) -> list[str]:
     """A tiny mlp-gcc run (the fastest system): 4 steps of batch 2 per epoch."""
     args = ["train-baseline", "--system", "mlp-gcc", "--preset", "tiny", "--sources", "2", "--batch-size", "2",
-            "--epoch-size", "8", "--out", str(out), "--no-progress", *extra]
+            "--epoch-size", "8", "--corpus", "minicaps", "--out", str(out), "--no-progress", *extra]
     return args if val is None else [*args, "--val-data", str(val)]
 
 
@@ -119,7 +119,7 @@ def test_resume_of_a_run_ended_by_its_stop_rule_leaves_it_alone(val, tmp_path, c
     # At lr 1e-30 (0 is refused) no float32 weight moves, so the second epoch's validation loss
     # is no better than the first's, and stop_after=1 ends the run there, well before max_epochs.
     config = TrainConfig.for_preset("tiny", system="mlp-gcc", num_sources=2, batch_size=2, epoch_mixtures=4,
-                                    lr=1e-30, stop_after=1, max_epochs=5)
+                                    corpus="minicaps", lr=1e-30, stop_after=1, max_epochs=5)
     train(config, tmp_path / "run", val_data=val, progress=False)
     stopped = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert stopped["epoch"] == 2
@@ -206,7 +206,7 @@ def test_checkpoint_naming_another_system_fails_before_infer_writes(name, messag
 def short_val(tmp_path_factory) -> Path:
     """A val set of 0.5 s mixtures, which the tiny preset's 1 s systems cannot use."""
     out = tmp_path_factory.mktemp("short") / "val"
-    simulate(SimulationConfig(split="val", num_sources=2, num_mixtures=2, seed=4, duration_s=0.5), out, progress=False)
+    simulate(SimulationConfig(split="val", num_sources=2, num_mixtures=2, seed=4, duration_s=0.5, corpus="minicaps"), out, progress=False)
     return out
 
 

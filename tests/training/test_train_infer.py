@@ -20,19 +20,19 @@ SYSTEMS = ["t-htdemucs", "mlp-gcc", "luseel-extract", "luseel-nogcc", "luseel"]
 def data(tmp_path_factory) -> Path:
     """Four 1 s two-source test mixtures from the embedded corpus (the tiny preset's clip length)."""
     out = tmp_path_factory.mktemp("data") / "test-2src"
-    simulate(SimulationConfig(num_sources=2, num_mixtures=4, seed=3, duration_s=1.0), out, progress=False)
+    simulate(SimulationConfig(num_sources=2, num_mixtures=4, seed=3, duration_s=1.0, corpus="minicaps"), out, progress=False)
     return out
 
 
 @pytest.fixture(scope="module")
 def val(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("val") / "val-2src"
-    simulate(SimulationConfig(split="val", num_sources=2, num_mixtures=4, seed=4, duration_s=1.0), out, progress=False)
+    simulate(SimulationConfig(split="val", num_sources=2, num_mixtures=4, seed=4, duration_s=1.0, corpus="minicaps"), out, progress=False)
     return out
 
 
 def _tiny(system: str, **overrides) -> TrainConfig:
-    base = dict(system=system, num_sources=2, batch_size=2, epoch_mixtures=4, max_epochs=1)
+    base = dict(system=system, num_sources=2, batch_size=2, epoch_mixtures=4, max_epochs=1, corpus="minicaps")
     return TrainConfig.for_preset("tiny", **{**base, **overrides})
 
 
@@ -67,7 +67,7 @@ def test_a_t5_from_a_local_folder_trains_is_recorded_and_serves_infer(data, val,
     t5 = make_tiny_t5_folder(tmp_path / "my-t5")
     run = tmp_path / "run"
     args = ["train-baseline", "--system", "luseel-extract", "--sources", "2", "--preset", "tiny", "--batch-size", "2",
-            "--epoch-size", "4", "--max-epochs", "1", "--val-data", str(val), "--out", str(run), "--no-progress",
+            "--epoch-size", "4", "--max-epochs", "1", "--corpus", "minicaps", "--val-data", str(val), "--out", str(run), "--no-progress",
             "--text-encoder", "t5", "--text-model", str(t5), "--query-pairs"]
     assert main(args) == 0
     assert json.loads((run / "train_config.json").read_text())["query_pairs"] is True
@@ -81,7 +81,7 @@ def test_a_model_trained_on_1s_clips_scores_a_10s_set(val, tmp_path):
     from lusebench.benchmark.evaluate import evaluate
 
     long = tmp_path / "test-10s"
-    simulate(SimulationConfig(num_sources=2, num_mixtures=2, seed=3, duration_s=10.0), long, progress=False)
+    simulate(SimulationConfig(num_sources=2, num_mixtures=2, seed=3, duration_s=10.0, corpus="minicaps"), long, progress=False)
     best = train(_tiny("luseel"), tmp_path / "run", val_data=val, progress=False)
     submission = infer(best, long, tmp_path / "submission", progress=False)
     overall = evaluate(submission, long, workers=1, progress=False, figures=False).summary["metrics"]["overall"]
@@ -296,7 +296,7 @@ def test_a_run_stopped_before_its_first_epoch_ends_leaves_a_best_checkpoint_infe
     run = tmp_path / "run"
     # 8 mixtures of batch 2 per epoch: 3 steps end inside the first epoch.
     assert main(["train-baseline", "--system", "mlp-gcc", "--preset", "tiny", "--sources", "2", "--batch-size", "2",
-                 "--epoch-size", "8", "--max-steps", "3", "--val-data", str(val), "--out", str(run),
+                 "--epoch-size", "8", "--max-steps", "3", "--corpus", "minicaps", "--val-data", str(val), "--out", str(run),
                  "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert f"wrote {run / 'best.pt'}" in printed

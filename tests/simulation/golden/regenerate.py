@@ -25,8 +25,8 @@ TINY_ROOMS = dict(
     room_height_range_m=(2.2, 2.5), max_image_order=6,
 )
 GOLDEN_CONFIGS: dict[str, SimulationConfig] = {
-    "anechoic-3src": SimulationConfig(num_sources=3, num_mixtures=2, seed=7, duration_s=0.5),
-    "reverberant-2src": SimulationConfig(num_sources=2, num_mixtures=2, seed=3, duration_s=0.5, **TINY_ROOMS),
+    "anechoic-3src": SimulationConfig(num_sources=3, num_mixtures=2, seed=7, duration_s=0.5, corpus="minicaps"),
+    "reverberant-2src": SimulationConfig(num_sources=2, num_mixtures=2, seed=3, duration_s=0.5, corpus="minicaps", **TINY_ROOMS),
 }
 
 
