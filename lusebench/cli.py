@@ -325,7 +325,7 @@ def _add_infer_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--absent-threshold", metavar="T|none",
                    help="say \"absent\" (an empty azimuth) where a DoA likelihood row peaks under T, a positive "
-                   "number chosen on a val set with absent items (scripts/choose_absent_threshold.py), instead of the "
+                   "number chosen on a val set with absent items (lusebench absent-threshold), instead of the "
                    "checkpoint's; none answers every mixture (default: the checkpoint's, stored by train-baseline "
                    "--absent-share, else none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -351,6 +351,34 @@ def _run_infer(args: argparse.Namespace) -> int:
     out = infer(args.checkpoint, args.data, args.out, batch_size=args.batch_size, device=args.device,
                 progress=not args.no_progress, absent_threshold=_absent_threshold(args.absent_threshold))
     print(f"submission written to {out}")
+    return 0
+
+
+def _add_absent_threshold_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "absent-threshold",
+        help="choose a localizer's absent threshold on a val set with absent items",
+        description="Read a submission's doa_likelihood.npy (checked as evaluate checks it) on a val set with absent\n"
+        "items, sweep every likelihood peak under which it could say \"absent\", and print a few thresholds with\n"
+        "the share of absent items detected and of present items said absent, and the one of highest balanced\n"
+        "accuracy (\"never\": never absent, kept unless a threshold beats chance). Choose on val, never on test:\n\n"
+        "  lusebench simulate --split val --sources 2 --num 500 --absent-share 0.1 --corpus debcaps \\\n"
+        "      --seed 20461 --duration 10 --out val-absent\n"
+        "  lusebench infer --checkpoint RUN/best.pt --data val-absent --out val-sub --absent-threshold none\n"
+        "  lusebench absent-threshold val-sub --data val-absent\n"
+        "  lusebench infer --checkpoint RUN/best.pt --data test-2src --out sub --absent-threshold T",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("submission", type=Path, help="a submission with doa_likelihood.npy, made on the val set")
+    p.add_argument("--data", type=Path, required=True, help="the val set it answers, with absent items")
+    p.add_argument("--rows", type=int, default=10, help="thresholds shown, at least 2 (default 10)")
+    p.set_defaults(func=_run_absent_threshold)
+
+
+def _run_absent_threshold(args: argparse.Namespace) -> int:
+    from lusebench.benchmark.absent_threshold import format_sweep, sweep_submission
+
+    print(format_sweep(sweep_submission(args.submission, args.data), args.rows))
     return 0
 
 
@@ -592,6 +620,7 @@ _PARSERS = [
     _add_systems_parser,
     _add_train_parser,
     _add_infer_parser,
+    _add_absent_threshold_parser,
     _add_replicate_parser,
     _add_evaluate_parser,
     _add_rescore_parser,

@@ -154,7 +154,7 @@ def infer(
     made it, as every output is: ``peak_normalise`` only keeps a peak off the FLAC's full scale, so
     it never lifts a near-silent answer. Without a threshold every mixture gets an azimuth.
     ``absent_threshold`` replaces the checkpoint's: a positive number (one chosen on a val set
-    with absent items, scripts/choose_absent_threshold.py), or None to answer every mixture.
+    with absent items, ``lusebench absent-threshold``), or None to answer every mixture.
     ``doa_likelihood.npy`` is the same whatever the threshold.
 
     Raises:

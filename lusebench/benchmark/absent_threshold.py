@@ -3,14 +3,19 @@
 A system's ``absent_threshold`` (system.json) turns every ``doa_likelihood.npy`` row peaking
 under it into "absent". Taken from a label coding it assumes a model sure of where the target is;
 chosen here, it is the one that separates the set's absent items from its present ones best.
+``lusebench absent-threshold SUBMISSION --data VAL`` prints :func:`format_sweep` of
+:func:`sweep_submission`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from lusebench.benchmark.dataset import load_dataset
+from lusebench.benchmark.submission import read_doa_likelihood
 from lusebench.errors import LusebenchError
 
 
@@ -108,3 +113,48 @@ def sweep_absent_threshold(peaks: np.ndarray, absent: np.ndarray) -> AbsentThres
     scores = [point.detected * num_present - point.false_absent * num_absent for point in points]
     chosen = points[int(np.argmax(scores))]  # the first maximum: never absent, else the lowest threshold
     return AbsentThresholdSweep(num_absent, num_present, tuple(points), chosen)
+
+
+def sweep_submission(submission: Path | str, data: Path | str) -> AbsentThresholdSweep:
+    """:func:`sweep_absent_threshold` of a submission's likelihood peaks on the set it answers.
+
+    Args:
+        submission: a submission folder with ``doa_likelihood.npy``, made on ``data`` (set.json),
+            by a run that answered every item (``infer --absent-threshold none``).
+        data: a rendered set with absent items (``simulate --absent-share``), a val set: a threshold
+            chosen on the test set would be fitted to it.
+
+    Raises:
+        LusebenchError: the dataset or the likelihood file fails evaluate's checks (read through
+            :func:`read_doa_likelihood`), or the set lacks absent or present items.
+    """
+    dataset = load_dataset(data)
+    likelihood = read_doa_likelihood(submission, dataset)  # (N, 360)
+    return sweep_absent_threshold(likelihood.max(axis=-1), np.array(dataset.absent, dtype=bool))
+
+
+def shown_points(sweep: AbsentThresholdSweep, rows: int) -> list[ThresholdPoint]:
+    """"Never absent", the chosen point and thresholds evenly spread over the sweep, at most ``rows``
+    (2 or more), in the sweep's order."""
+    if rows < 2:
+        raise LusebenchError(f"--rows must be at least 2 (never absent and the chosen threshold), got {rows}")
+    thresholds = sweep.points[1:]
+    spread = np.linspace(0, len(thresholds) - 1, num=min(rows - 2, len(thresholds))).round().astype(int)
+    shown = {sweep.points[0], sweep.chosen, *(thresholds[i] for i in spread)}
+    return [point for point in sweep.points if point in shown]
+
+
+def format_sweep(sweep: AbsentThresholdSweep, rows: int = 10) -> str:
+    """A table of :func:`shown_points` (threshold, detected, false absent, balanced accuracy), the
+    chosen one marked, and a last line with the ``infer --absent-threshold`` value that applies it."""
+    lines = [f"{sweep.num_absent} absent and {sweep.num_present} present items; {len(sweep.points) - 1} thresholds",
+             f"{'threshold':>12} {'detected':>9} {'false absent':>13} {'balanced acc.':>14}"]
+    for point in shown_points(sweep, rows):
+        threshold = "never" if point.threshold is None else f"{point.threshold:.4g}"
+        mark = "  <- chosen" if point == sweep.chosen else ""
+        lines.append(f"{threshold:>12} {sweep.detected_pct(point):>8.1f}% {sweep.false_absent_pct(point):>12.1f}% "
+                     f"{sweep.balanced_accuracy_pct(point):>13.1f}%{mark}")
+    chosen = sweep.chosen.threshold
+    lines.append("chosen: none (never absent; infer --absent-threshold none)" if chosen is None
+                 else f"chosen: {chosen!r} (infer --absent-threshold {chosen!r})")
+    return "\n".join(lines)

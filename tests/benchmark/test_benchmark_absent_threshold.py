@@ -1,6 +1,6 @@
-"""Choosing the absent threshold on a set with absent items: the sweep's known answers, and the script."""
+"""Choosing the absent threshold on a set with absent items: the sweep's known answers, and
+``lusebench absent-threshold``."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -8,23 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lusebench.benchmark.absent_threshold import sweep_absent_threshold
+from lusebench.benchmark.absent_threshold import shown_points, sweep_absent_threshold
 from lusebench.benchmark.dataset import load_dataset
 from lusebench.benchmark.evaluate import evaluate
 from lusebench.benchmark.submission import write_doa_likelihood, write_set_json, write_system_json
+from lusebench.cli import main
 from lusebench.errors import LusebenchError
 from lusebench.schema import SystemInfo
 from lusebench.testing.datasets import make_dataset
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("choose_absent_threshold", REPO / "scripts" / "choose_absent_threshold.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_separable_peaks_give_a_threshold_between_them_with_balanced_accuracy_1():
     peaks = np.array([0.9, 0.1, 0.8, 0.2, 0.7, 0.15])
@@ -105,10 +96,10 @@ def _submission(data: Path, out: Path, peaks: np.ndarray) -> Path:
     return out
 
 
-def test_the_script_prints_the_sweep_and_the_threshold_evaluate_then_scores_perfectly(data, tmp_path, capsys):
+def test_the_command_prints_the_sweep_and_the_threshold_evaluate_then_scores_perfectly(data, tmp_path, capsys):
     absent = np.array(load_dataset(data).absent)
     sub = _submission(data, tmp_path / "sub", np.where(absent, 0.25, 0.75))
-    assert _script().main([str(sub), "--data", str(data)]) == 0
+    assert main(["absent-threshold", str(sub), "--data", str(data)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "2 absent and 6 present items; 1 thresholds"
     assert lines[2].split() == ["never", "0.0%", "0.0%", "50.0%"]
@@ -120,17 +111,25 @@ def test_the_script_prints_the_sweep_and_the_threshold_evaluate_then_scores_perf
     assert overall["absent_detected_pct"]["mean"] == 100.0 and overall["false_absent_pct"]["mean"] == 0.0
 
 
-def test_the_script_shows_at_most_rows_thresholds_with_never_and_the_chosen_one(capsys):
+@pytest.mark.parametrize("rows", [2, 5, 10])
+def test_at_most_rows_thresholds_are_shown_with_never_and_the_chosen_one(rows):
     rng = np.random.default_rng(0)
     absent = np.arange(200) % 10 == 0
     sweep = sweep_absent_threshold(np.where(absent, 0.3, 0.5) + rng.uniform(0, 0.05, 200), absent)
-    shown = _script().shown_points(sweep, 5)
-    assert len(shown) <= 5 and shown[0].threshold is None and sweep.chosen in shown
+    shown = shown_points(sweep, rows)
+    assert len(shown) == rows and shown[0].threshold is None and sweep.chosen in shown
     assert [p.threshold for p in shown[1:]] == sorted(p.threshold for p in shown[1:])
 
 
-def test_the_script_errors_are_one_line(data, tmp_path, capsys):
-    script = _script()
+def test_the_command_shows_rows_thresholds(data, tmp_path, capsys):
+    absent = np.array(load_dataset(data).absent)
+    sub = _submission(data, tmp_path / "sub", np.where(absent, 0.25, 0.75) + np.arange(8) / 100)
+    assert main(["absent-threshold", str(sub), "--data", str(data), "--rows", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "2 absent and 6 present items; 7 thresholds" and len(lines) == 2 + 4 + 1
+
+
+def test_the_command_errors_are_one_line(data, tmp_path, capsys):
     plain = make_dataset(tmp_path / "plain", num_items=4, seconds=0.5)
     sub = _submission(plain, tmp_path / "plain-sub", np.full(4, 0.5))
     no_doa = tmp_path / "no-doa"
@@ -142,15 +141,17 @@ def test_the_script_errors_are_one_line(data, tmp_path, capsys):
         ([str(other), "--data", str(data)], "answers another set"),
         ([str(tmp_path / "missing"), "--data", str(data)], "submission folder not found"),
         ([str(sub), "--data", str(tmp_path)], "no manifest.parquet"),
+        ([str(_submission(data, tmp_path / "good", np.full(8, 0.5))), "--data", str(data), "--rows", "1"],
+         "--rows must be at least 2"),
     ]
     for argv, message in cases:
-        assert script.main(argv) == 2
+        assert main(["absent-threshold", *argv]) == 2
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and message in err, err
+        assert len(err.splitlines()) == 1 and err.startswith("lusebench absent-threshold: error: ") and message in err, err
 
 
-def test_the_script_refuses_a_pickled_likelihood(data, tmp_path, capsys):
+def test_the_command_refuses_a_pickled_likelihood(data, tmp_path, capsys):
     sub = _submission(data, tmp_path / "sub", np.full(8, 0.5))
     np.save(sub / "doa_likelihood.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
-    assert _script().main([str(sub), "--data", str(data)]) == 2
+    assert main(["absent-threshold", str(sub), "--data", str(data)]) == 2
     assert "doa_likelihood.npy cannot be read" in capsys.readouterr().err
