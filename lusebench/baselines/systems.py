@@ -203,7 +203,7 @@ class BaselineSystem(nn.Module):
             )
             layers = out.spectral_layers
             if out.waveform is not None:
-                waveform = out.waveform.reshape(batch, channels, length)
+                waveform = in_mixture_polarity(out.waveform.reshape(batch, channels, length), mixture)
         likelihood = None
         if self.doa_decoder is not None:
             likelihood = self.doa_decoder(self.doa_features(mixture, pooled, layers))
@@ -294,6 +294,23 @@ class BaselineSystem(nn.Module):
             "config": dataclasses.asdict(self.config),
             "state_dict": self.state_dict(),
         }
+
+
+def in_mixture_polarity(waveform: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+    """``waveform`` with each ear's sign flipped where it is anti-correlated with that ear's mixture.
+
+    Every loss term of the paper is blind to the output's sign (-SI-SNR, the delta spectrum's
+    magnitudes, levels), so a network keeps whatever polarity its initial weights gave each ear:
+    T-HTDemucs with seed 0 answered every item inverted, which plain SDR scores as about -6 dB
+    while SI-SNR does not notice. The target is part of the mixture, so a right answer correlates
+    positively with it. The losses, and so training, are unchanged to the bit (negation is exact).
+
+    Args:
+        waveform: (B, C, T) extracted signal.
+        mixture: (B, C, T) the input it was extracted from.
+    """
+    projection = (waveform * mixture).sum(dim=-1, keepdim=True)
+    return torch.where(projection < 0, -waveform, waveform)
 
 
 def _dataclass_type(annotation: Any) -> type | None:
