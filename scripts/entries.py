@@ -159,16 +159,17 @@ def check(name: str, out: Path, test_data: Path | None, write: bool, command: st
     return 0 if passed else 1
 
 
-def add(name: str, out: Path, system: str, command: str) -> None:
+def add(name: str, out: Path, system: str, command: str, note: str = "") -> None:
     """Installs ``system`` of the replicate folder ``out`` as entry ``name``; ``command`` is the
-    one-system replicate that made it, with ``OUT`` for its folder, so that ``check`` can re-run it."""
+    one-system replicate that made it, with ``OUT`` for its folder, so that ``check`` can re-run it;
+    ``note`` says what else made it (e.g. a submission re-made from the run's checkpoint)."""
     argv = shlex.split(command)
     def value(flag: str) -> str | None:
         return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
 
     if argv[:2] != ["lusebench", "replicate"] or value("--systems") != system or value("--out") != "OUT":
         sys.exit(f"--command must be the one-system `lusebench replicate ... --systems {system} ... --out OUT` that made it")
-    install(out / "results" / system, name, [command], run=out / "runs" / system)
+    install(out / "results" / system, name, [command], run=out / "runs" / system, note=note)
 
 
 def twin(name: str, out: Path, data: Path, workers: int) -> None:
@@ -234,6 +235,7 @@ def main() -> int:
     added.add_argument("--out", type=Path, required=True, help="the replicate folder")
     added.add_argument("--system", required=True, help="the system to install")
     added.add_argument("--command", required=True, help="the replicate command that made it, --out OUT")
+    added.add_argument("--note", default="", help="what else made it (e.g. its submission re-made from the checkpoint)")
     twinned = sub.add_parser("twin", help="score a one-system replicate entry's checkpoint on its test set's twin")
     twinned.add_argument("entry", help="entry name, e.g. debcaps/small-luseel-2src")
     twinned.add_argument("--out", type=Path, required=True, help="the replicate folder that made the entry")
@@ -244,7 +246,7 @@ def main() -> int:
         twin(args.entry, args.out, args.data, args.workers)
         return 0
     if args.action == "add":
-        add(args.entry, args.out, args.system, args.command)
+        add(args.entry, args.out, args.system, args.command, args.note)
         return 0
     if args.action == "rescore":
         rescore(args.entries)
