@@ -171,8 +171,10 @@ TRACKS_NOTE = (
     "After the paper's columns, where a table has them: Joint is the share of items whose target was both "
     "extracted (SI-SNRi >= 3 dB by default) and located (within 20 deg); Front-back conf. the share of errors "
     "over 20 deg whose mirror image about the interaural axis is within 20 deg, and MAE resolved the MAE with "
-    "those mirrored; on absent-target items, the output level re the mixture (floored at -60 dB) and the share "
-    "said absent; False absent the share of present targets said absent."
+    "those mirrored; Level error the distance in dB between the level of the answer and of the target on present "
+    "items (SI-SNR ignores it; read it beside Absent level, which a quiet answer to every query also wins); on "
+    "absent-target items, the output level re the mixture (floored at -60 dB) and the share said absent; False "
+    "absent the share of present targets said absent."
 )
 
 
