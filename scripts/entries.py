@@ -163,11 +163,8 @@ def add(name: str, out: Path, system: str, command: str, note: str = "") -> None
     """Installs ``system`` of the replicate folder ``out`` as entry ``name``; ``command`` is the
     one-system replicate that made it, with ``OUT`` for its folder, so that ``check`` can re-run it;
     ``note`` says what else made it (e.g. a submission re-made from the run's checkpoint)."""
-    argv = shlex.split(command)
-    def value(flag: str) -> str | None:
-        return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
-
-    if argv[:2] != ["lusebench", "replicate"] or value("--systems") != system or value("--out") != "OUT":
+    argv, named = _replicate_system(name, command)
+    if named != system or "--out" not in argv[:-1] or argv[argv.index("--out") + 1] != "OUT":
         sys.exit(f"--command must be the one-system `lusebench replicate ... --systems {system} ... --out OUT` that made it")
     install(out / "results" / system, name, [command], run=out / "runs" / system, note=note)
 
