@@ -65,18 +65,22 @@ def install(results: Path, name: str, commands: list[str], run: Path | None = No
     ``name`` may hold a folder (``debcaps/reference-oracle-2src``)."""
     entry = DEFAULT_ENTRIES / name
     staging = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
-    staging.chmod(0o755)  # mkdtemp's 0700 would ship an entry other users cannot read
-    shutil.copyfile(results / "results.json", staging / "results.json")
-    shutil.copytree(results / "figures", staging / "figures")
-    with open(results / "items.csv", "rb") as source, gzip.GzipFile(staging / "items.csv.gz", "wb", mtime=0) as target:
-        shutil.copyfileobj(source, target)  # mtime 0: the same table gives the same bytes
-    record = {"commands": commands, "made_with": provenance(None), "note": note}
-    record["made_with"].pop("command")
-    if run is not None:
-        shutil.copyfile(run / "metrics.jsonl", staging / "metrics.jsonl")
-        record["training"] = json.loads((run / "provenance.json").read_text())
-        record["train_config"] = json.loads((run / "train_config.json").read_text())
-    (staging / "provenance.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    try:  # a run folder missing a file leaves no staging folder among the entries
+        staging.chmod(0o755)  # mkdtemp's 0700 would ship an entry other users cannot read
+        shutil.copyfile(results / "results.json", staging / "results.json")
+        shutil.copytree(results / "figures", staging / "figures")
+        with open(results / "items.csv", "rb") as source, gzip.GzipFile(staging / "items.csv.gz", "wb", mtime=0) as target:
+            shutil.copyfileobj(source, target)  # mtime 0: the same table gives the same bytes
+        record = {"commands": commands, "made_with": provenance(None), "note": note}
+        record["made_with"].pop("command")
+        if run is not None:
+            shutil.copyfile(run / "metrics.jsonl", staging / "metrics.jsonl")
+            record["training"] = json.loads((run / "provenance.json").read_text())
+            record["train_config"] = json.loads((run / "train_config.json").read_text())
+        (staging / "provenance.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        shutil.rmtree(staging)
+        raise
     if entry.exists():
         shutil.rmtree(entry)
     staging.rename(entry)
